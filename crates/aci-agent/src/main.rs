@@ -1,0 +1,64 @@
+//! # aci-agent — PID 1 inside an aci microVM
+//!
+//! The agent is the guest's init. In this first version it mounts the kernel filesystems,
+//! prints a ready line with its version and the guest's uptime on the console, and powers
+//! the VM off when asked: either by a `poweroff` line on the console or, for boot
+//! measurements, by `aci.poweroff=ready` on the kernel command line. The container runtime
+//! and the vsock protocol arrive with the agent issue.
+//!
+//! It is built as a fully static binary (`cargo xtask guest`) and packed as `/init` of the
+//! guest initramfs.
+
+mod mounts;
+mod power;
+
+use std::io::{self, BufRead, Write};
+
+/// The line prefix the host looks for; the version and uptime follow it.
+const READY_PREFIX: &str = "aci-agent ready";
+
+fn main() {
+    let is_init = std::process::id() == 1;
+    if is_init {
+        if let Err(err) = mounts::mount_kernel_filesystems() {
+            eprintln!("aci-agent: {err}");
+            power::power_off();
+        }
+    }
+    let uptime = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
+    println!(
+        "{READY_PREFIX} version={} uptime={uptime}s",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = io::stdout().flush();
+
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if cmdline.split_whitespace().any(|w| w == "aci.poweroff=ready") {
+        finish(is_init);
+    }
+    for line in io::stdin().lock().lines() {
+        match line.as_deref().map(str::trim) {
+            Ok("poweroff") => finish(is_init),
+            Ok("") => {}
+            Ok(other) => println!("aci-agent: unknown command {other:?} (known: poweroff)"),
+            Err(err) => {
+                eprintln!("aci-agent: console read failed: {err}");
+                break;
+            }
+        }
+    }
+    // The console closed: with nobody left to ask, stop the VM.
+    finish(is_init);
+}
+
+fn finish(is_init: bool) -> ! {
+    println!("aci-agent: powering off");
+    let _ = io::stdout().flush();
+    if is_init {
+        power::power_off();
+    }
+    std::process::exit(0);
+}

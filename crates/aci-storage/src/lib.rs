@@ -1,0 +1,7 @@
+//! # aci-storage — rootfs disks and volumes
+//!
+//! This crate will turn OCI layers into read-only root filesystem images and prepare the
+//! group volumes: Azure-Files-style SMB shares, virtiofs host shares, emptyDir, secret and
+//! gitRepo.
+//!
+//! State: empty until the images and volumes issues land.

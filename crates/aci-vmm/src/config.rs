@@ -1,0 +1,91 @@
+//! Plain-data description of a microVM: what the caller asks for, nothing running yet.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// The kernel command line used when the caller has no opinion.
+///
+/// `reboot=t` makes the guest's reboot a triple fault (a shutdown exit), `panic=-1` turns a
+/// panic into an immediate reboot, `quiet` keeps console traffic (one VM exit per byte) low,
+/// `noxsave` works around nested XSETBV trouble, and the `i8042.*` options stop the keyboard
+/// controller driver from probing for devices this VMM does not have (with a keyboard port,
+/// the kernel's keyboard probe waits ~0.5 s for replies and holds up reboot).
+/// `8250.nr_uarts=1` stops the serial driver from probing COM2-COM4.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=t panic=-1 quiet noxsave \
+     i8042.noaux i8042.nomux i8042.nopnp i8042.nokbd 8250.nr_uarts=1";
+
+/// Where the guest's serial console (COM1) output goes.
+pub enum SerialOutput {
+    /// Discard everything the guest prints.
+    Sink,
+    /// The VMM process's standard output.
+    Stdout,
+    /// A file, created (or truncated) when the VM is built.
+    File(PathBuf),
+    /// Any writer the caller provides, e.g. one that forwards to a channel.
+    Writer(Box<dyn Write + Send>),
+}
+
+impl fmt::Debug for SerialOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sink => f.write_str("Sink"),
+            Self::Stdout => f.write_str("Stdout"),
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Writer(_) => f.write_str("Writer(..)"),
+        }
+    }
+}
+
+/// A source of bytes for the guest's serial console input.
+pub struct SerialInput(pub Box<dyn Read + Send>);
+
+impl fmt::Debug for SerialInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SerialInput(..)")
+    }
+}
+
+/// Everything needed to build and boot one microVM.
+#[derive(Debug)]
+pub struct VmConfig {
+    /// Number of vCPUs (1..=[`MAX_VCPUS`]).
+    pub vcpus: u8,
+    /// Guest RAM in MiB.
+    pub memory_mib: u32,
+    /// Guest kernel: an ELF `vmlinux` or a `bzImage`; the format is detected.
+    pub kernel: PathBuf,
+    /// Optional initramfs, loaded at the top of low memory.
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// Where COM1 output goes.
+    pub serial_output: SerialOutput,
+    /// Optional source of COM1 input.
+    pub serial_input: Option<SerialInput>,
+}
+
+/// The largest vCPU count the MP table layout supports.
+pub const MAX_VCPUS: u8 = 32;
+
+impl VmConfig {
+    /// A configuration with 1 vCPU, 256 MiB, no initrd, [`DEFAULT_CMDLINE`] and serial output
+    /// to stdout.
+    pub fn new(kernel: impl Into<PathBuf>) -> Self {
+        Self {
+            vcpus: 1,
+            memory_mib: 256,
+            kernel: kernel.into(),
+            initrd: None,
+            cmdline: DEFAULT_CMDLINE.to_string(),
+            serial_output: SerialOutput::Stdout,
+            serial_input: None,
+        }
+    }
+
+    /// Guest RAM in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        u64::from(self.memory_mib) << 20
+    }
+}

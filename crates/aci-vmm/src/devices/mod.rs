@@ -1,0 +1,7 @@
+//! Legacy devices on the port I/O bus: a 16550A UART, an i8042 that can reset the machine,
+//! and a CMOS real-time clock.
+
+pub mod cmos;
+pub mod i8042;
+pub mod pio_bus;
+pub mod serial;

@@ -1,0 +1,41 @@
+//! # aci-vmm — the in-process KVM microVM monitor
+//!
+//! aci runs each container group in its own microVM, inside the user's process. This crate
+//! is that VMM, built on the rust-vmm crates (kvm-ioctls, vm-memory, linux-loader,
+//! vm-superio): vCPUs, direct 64-bit kernel boot, legacy devices and reset handling.
+//!
+//! [`VmConfig`] is plain data; [`Vm::build`] turns it into a running [`Vm`] by the named
+//! steps listed in [`builder`]; [`Vm::wait`] returns how the guest ended and [`Vm::stop`]
+//! ends it by force. [`host`] tells what kind of KVM the machine offers (hardware, PVM or
+//! none), which the test tiers and the runtime use to decide where a microVM can run.
+//!
+//! ```text
+//! config ─► caps ─► memory ─► vm_setup ─► devices ─► loader (+boot_params, mptable, regs)
+//!        ─► vcpu (cpuid, msrs, regs, lapic) ─► one thread per vCPU ─► exit
+//! ```
+
+pub mod boot_params;
+pub mod builder;
+pub mod caps;
+pub mod config;
+pub mod cpuid;
+pub mod devices;
+pub mod exit;
+pub mod host;
+pub mod kick;
+pub mod lapic;
+pub mod layout;
+pub mod loader;
+pub mod memory;
+pub mod mptable;
+pub mod msrs;
+pub mod regs;
+pub mod vcpu;
+pub mod vm;
+pub mod vm_setup;
+
+pub use builder::BuildError;
+pub use config::{SerialInput, SerialOutput, VmConfig, DEFAULT_CMDLINE};
+pub use exit::{ExitReason, ExitStats};
+pub use loader::KernelFormat;
+pub use vm::{Vm, VmExit};

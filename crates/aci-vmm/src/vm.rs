@@ -1,0 +1,144 @@
+//! The running microVM: wait for it to end, or stop it.
+
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kvm_ioctls::VmFd;
+
+use crate::devices::pio_bus::{lock, PioBus};
+use crate::devices::serial::SerialDevice;
+use crate::exit::{ExitReason, ExitStats, RunState};
+use crate::kick;
+use crate::loader::KernelFormat;
+use crate::memory::GuestMem;
+
+/// How often [`Vm::stop`] re-sends the kick while a vCPU thread has not finished.
+const KICK_INTERVAL: Duration = Duration::from_millis(5);
+
+/// A booted microVM. Dropping it stops it.
+pub struct Vm {
+    pub(crate) state: Arc<RunState>,
+    pub(crate) vcpu_threads: Vec<JoinHandle<()>>,
+    pub(crate) bus: Arc<PioBus>,
+    pub(crate) serial: Arc<Mutex<SerialDevice>>,
+    pub(crate) started: Instant,
+    pub(crate) format: KernelFormat,
+    pub(crate) build_timings: Vec<(&'static str, Duration)>,
+    // Dropped after the vCPU threads are joined (see `Drop`), in this order.
+    pub(crate) _vm: VmFd,
+    pub(crate) _memory: GuestMem,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("vcpus", &self.vcpu_threads.len())
+            .field("format", &self.format)
+            .field("reason", &self.state.reason())
+            .finish_non_exhaustive()
+    }
+}
+
+/// When the VM ended, relative to when it was built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmExit {
+    /// Why it ended.
+    pub reason: ExitReason,
+    /// Time from the start of [`crate::Vm::build`] to the exit.
+    pub elapsed: Duration,
+}
+
+impl Vm {
+    /// Blocks until the guest ends the VM (or a vCPU fails), then joins the vCPU threads.
+    pub fn wait(&mut self) -> VmExit {
+        let found = self.state.wait(None);
+        self.finish(found)
+    }
+
+    /// Like [`Vm::wait`], but gives up after `timeout` and returns `None` (the VM keeps
+    /// running).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<VmExit> {
+        let found = self.state.wait(Some(timeout))?;
+        Some(self.finish(Some(found)))
+    }
+
+    /// Forces the VM to stop: every vCPU is kicked out of `KVM_RUN` and joined. Returns the
+    /// guest's own exit if it had already ended, [`ExitReason::Stopped`] otherwise.
+    pub fn stop(&mut self) -> VmExit {
+        self.state.finish(ExitReason::Stopped);
+        let found = self.state.reason();
+        self.finish(found)
+    }
+
+    fn finish(&mut self, found: Option<(ExitReason, Instant)>) -> VmExit {
+        self.state.finish(ExitReason::Stopped);
+        self.join_vcpus();
+        let (reason, at) = found.or_else(|| self.state.reason()).unwrap_or_else(|| {
+            (ExitReason::Stopped, Instant::now())
+        });
+        VmExit { reason, elapsed: at.saturating_duration_since(self.started) }
+    }
+
+    fn join_vcpus(&mut self) {
+        for handle in self.vcpu_threads.drain(..) {
+            while !handle.is_finished() {
+                kick::kick(handle.as_pthread_t());
+                std::thread::sleep(KICK_INTERVAL);
+            }
+            // A vCPU thread that panicked has nothing left to clean up.
+            let _ = handle.join();
+        }
+    }
+
+    /// The exit counters so far.
+    pub fn stats(&self) -> ExitStats {
+        let c = &self.state.counters;
+        let unhandled = self.bus.unhandled();
+        ExitStats {
+            pio_reads: c.pio_reads.load(Ordering::Relaxed),
+            pio_writes: c.pio_writes.load(Ordering::Relaxed),
+            pio_unhandled_reads: unhandled.reads.load(Ordering::Relaxed),
+            pio_unhandled_writes: unhandled.writes.load(Ordering::Relaxed),
+            mmio_reads: c.mmio_reads.load(Ordering::Relaxed),
+            mmio_writes: c.mmio_writes.load(Ordering::Relaxed),
+            interrupted: c.interrupted.load(Ordering::Relaxed),
+            other: c.other.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Port I/O exits per port, busiest first: `(port, reads, writes)`.
+    pub fn port_counts(&self) -> Vec<crate::devices::pio_bus::PortCount> {
+        self.bus.port_counts()
+    }
+
+    /// Sends bytes to the guest's serial console; returns how many fit in its FIFO.
+    pub fn send_serial_input(&self, bytes: &[u8]) -> usize {
+        lock(&self.serial).enqueue_input(bytes)
+    }
+
+    /// The kernel image format that was booted.
+    pub fn kernel_format(&self) -> KernelFormat {
+        self.format
+    }
+
+    /// How long each step of [`crate::Vm::build`] took, in order.
+    pub fn build_timings(&self) -> &[(&'static str, Duration)] {
+        &self.build_timings
+    }
+
+    /// When [`crate::Vm::build`] started.
+    pub fn started_at(&self) -> Instant {
+        self.started
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if !self.vcpu_threads.is_empty() {
+            self.stop();
+        }
+    }
+}

@@ -1,0 +1,57 @@
+#!/bin/busybox sh
+# /init of the L1 test VM (see docs/testing.md). It loads KVM and the 9p modules, mounts the
+# host's root read-only and the workspace read-write at their host paths, runs the command
+# the runner prepared, stores its exit status next to it and powers off.
+# Markers on the console (ttyS0) tell the runner how far it got.
+/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+say() { echo "$*" > /dev/ttyS0; }
+fail() { say "ACI-L1-FAIL: $*"; sync; poweroff -f; sleep 10; }
+arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1="*) echo "${w#*=}" ;; esac; done; }
+
+WORK=$(arg aci.work)
+RUN=$(arg aci.run)
+HOLD=$(arg aci.hold)
+[ -n "$WORK" ] && [ -n "$RUN" ] || fail "aci.work and aci.run must be on the kernel command line"
+
+while read -r name params; do
+    case "$name" in ''|'#'*) continue ;; esac
+    insmod "/lib/modules/$name.ko" $params || fail "insmod $name failed"
+done < /etc/modules.load
+[ -c /dev/kvm ] || fail "no /dev/kvm after loading kvm_amd"
+
+R=/newroot
+mkdir -p $R
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose hostroot $R \
+    || fail "mounting the host root over 9p failed"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=mmap work "$R$WORK" \
+    || fail "mounting the workspace $WORK over 9p failed"
+mount -t proc proc $R/proc
+mount -t sysfs sysfs $R/sys
+mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts $R/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts
+mount -t tmpfs tmpfs $R/dev/shm
+mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
+for d in /tmp /run /var/tmp; do mount -t tmpfs -o mode=0755 tmpfs "$R$d"; done
+chmod 1777 $R/tmp $R/var/tmp
+ip link set lo up
+hostname aci-l1
+
+say "ACI-L1-READY"
+# Hold one idle KVM VM open before the command creates its own (see xtask/src/kvm_hold.rs),
+# and wait until it is held, so L1's KVM never patches code while the command runs.
+chroot $R /bin/sh -c '"$0" hold-kvm & i=0
+    while [ ! -e /run/aci-kvm-held ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+    exec /bin/sh "$1/run.sh"' "$HOLD" "$RUN" < /dev/null > /dev/ttyS1 2>&1
+rc=$?
+echo "$rc" > "$R$RUN/status.tmp" && mv "$R$RUN/status.tmp" "$R$RUN/status"
+sync
+say "ACI-L1-DONE status=$rc"
+poweroff -f

@@ -1,0 +1,74 @@
+//! # xtask — aci's project tooling
+//!
+//! `cargo xtask <command>` (an alias in `.cargo/config.toml`):
+//!
+//! - `setup`  installs the Debian packages the build and tests need (idempotent).
+//! - `guest`  builds the guest kernel (cached by its inputs), the static agent and the
+//!   guest initramfs into `target/guest/`.
+//! - `l1 [--timeout SECS] -- CMD...`  runs CMD where real KVM is: directly on a host with
+//!   hardware KVM, otherwise inside a nested QEMU TCG VM ("L1") with emulated AMD SVM.
+//! - `test`   set-up, guest build, host unit tests, then the KVM tier through `l1`.
+//! - `demo`   boots the guest in aci's VMM and shows it reaching its ready line.
+//! - `hold-kvm`  (internal) keeps one idle KVM VM open; the L1 init starts it.
+
+mod cache;
+mod cmd;
+mod cpio;
+mod demo;
+mod guest;
+mod kernel;
+mod kvm_hold;
+mod l1;
+mod l1_image;
+mod paths;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "usage: cargo xtask <setup | guest | l1 [--timeout SECS] -- CMD... | test | demo>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode> {
+    let Some((command, rest)) = args.split_first() else {
+        bail!("{USAGE}");
+    };
+    match command.as_str() {
+        "setup" => setup::ensure().map(|()| ExitCode::SUCCESS),
+        "guest" => {
+            let artifacts = guest::build()?;
+            artifacts.print();
+            Ok(ExitCode::SUCCESS)
+        }
+        "l1" => {
+            let (options, argv) = l1::RunOptions::parse(rest)?;
+            let status = l1::run(&argv, &options)?;
+            Ok(exit_code(status))
+        }
+        "test" => test::run(rest),
+        "demo" => demo::run(rest),
+        "hold-kvm" => kvm_hold::run().map(|()| ExitCode::SUCCESS),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+/// Maps a child's exit status (0..=255) onto this process's exit code.
+fn exit_code(status: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
