@@ -19,6 +19,13 @@ use anyhow::{bail, Context, Result};
 
 use crate::{cmd, l1_image, paths};
 
+/// How often a boot that did not reach the ready marker is tried.
+const BOOT_ATTEMPTS: u32 = 3;
+
+/// Console text that means L1's kernel is wedged (seen when QEMU's TCG loses an IPI while
+/// L1's KVM enables SVM): waiting longer does not help.
+const WEDGED: [&str; 2] = ["watchdog: BUG: soft lockup", "rcu_preempt detected stalls"];
+
 /// How to run the command.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -39,7 +46,7 @@ impl Default for RunOptions {
         };
         Self {
             timeout: Duration::from_secs(env_secs("ACI_L1_TIMEOUT", 3600)),
-            boot_timeout: Duration::from_secs(env_secs("ACI_L1_BOOT_TIMEOUT", 120)),
+            boot_timeout: Duration::from_secs(env_secs("ACI_L1_BOOT_TIMEOUT", 60)),
             mem_mib: u32::try_from(env_secs("ACI_L1_MEM_MIB", 4096)).unwrap_or(4096),
             force_l1: std::env::var_os("ACI_L1_FORCE").is_some(),
         }
@@ -87,7 +94,7 @@ pub fn run(argv: &[String], options: &RunOptions) -> Result<i32> {
     let image = l1_image::ensure()?;
     let run_dir = RunDir::create(argv)?;
     let mut last_err = None;
-    for attempt in 1..=2 {
+    for attempt in 1..=BOOT_ATTEMPTS {
         match boot_and_run(&image, &run_dir, options) {
             Ok(status) => {
                 run_dir.remove();
@@ -101,7 +108,7 @@ pub fn run(argv: &[String], options: &RunOptions) -> Result<i32> {
         }
     }
     Err(last_err.unwrap_or_else(|| anyhow::anyhow!("L1 did not boot")))
-        .context("the L1 VM failed to boot twice")
+        .context(format!("the L1 VM failed to boot {BOOT_ATTEMPTS} times"))
 }
 
 /// The per-run directory in the workspace, shared with L1: the script to run, the logs and
@@ -173,20 +180,23 @@ impl Drop for Qemu {
 
 fn qemu_command(image: &l1_image::L1Image, run: &Path, options: &RunOptions) -> Result<Command> {
     let work = paths::workspace();
-    let hold = std::env::current_exe().context("locating the xtask binary")?;
-    for p in [&work, run, &hold] {
+    let nohold = if std::env::var_os("ACI_L1_HOLD_KVM").is_some_and(|v| v == "0") { " aci.nohold" } else { "" };
+    let cache = paths::cache();
+    std::fs::create_dir_all(&cache)?;
+    for p in [&work, run, &cache] {
         if p.to_string_lossy().contains(char::is_whitespace) {
             bail!("l1: paths with whitespace are not supported: {}", p.display());
         }
     }
     let append = format!(
-        "console=ttyS0 quiet mitigations=off panic=-1 8250.nr_uarts=2 aci.work={} aci.run={} aci.hold={}",
+        "console=ttyS0 loglevel=4 mitigations=off panic=-1 8250.nr_uarts=2 aci.work={} aci.run={} aci.cache={}{nohold}",
         work.display(),
         run.display(),
-        hold.display()
+        cache.display()
     );
     let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-accel", "tcg,thread=multi,tb-size=512", "-cpu", "EPYC,+svm", "-smp", "2"])
+    let tcg_threads = std::env::var("ACI_L1_TCG_THREAD").unwrap_or_else(|_| "multi".to_owned());
+    c.args(["-accel", &format!("tcg,thread={tcg_threads},tb-size=512"), "-cpu", "EPYC,+svm", "-smp", "2"])
         .arg("-m")
         .arg(options.mem_mib.to_string())
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
@@ -206,7 +216,10 @@ fn qemu_command(image: &l1_image::L1Image, run: &Path, options: &RunOptions) -> 
         .args(["-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"])
         .arg("-fsdev")
         .arg(format!("local,id=work,path={},security_model=passthrough,multidevs=remap", work.display()))
-        .args(["-device", "virtio-9p-pci,fsdev=work,mount_tag=work"]);
+        .args(["-device", "virtio-9p-pci,fsdev=work,mount_tag=work"])
+        .arg("-fsdev")
+        .arg(format!("local,id=cache,path={},security_model=none,readonly=on,multidevs=remap", cache.display()))
+        .args(["-device", "virtio-9p-pci,fsdev=cache,mount_tag=cache"]);
     Ok(c)
 }
 
@@ -232,9 +245,14 @@ fn boot_and_run(image: &l1_image::L1Image, run: &RunDir, options: &RunOptions) -
     let mut ready_at = None;
     loop {
         output.pump();
-        if ready_at.is_none() && fs::read_to_string(&console).is_ok_and(|c| c.contains("ACI-L1-READY")) {
+        let console_text = fs::read_to_string(&console).unwrap_or_default();
+        if ready_at.is_none() && console_text.contains("ACI-L1-READY") {
             ready_at = Some(started.elapsed());
             eprintln!("xtask l1: L1 ready after {:.1} s", started.elapsed().as_secs_f64());
+        }
+        if let Some(sign) = WEDGED.iter().find(|w| console_text.contains(*w)) {
+            let err = anyhow::anyhow!("L1's kernel is wedged ({sign}); console tail:\n{}", console_tail(&run.path));
+            return Err(if ready_at.is_none() { boot(err) } else { Failure::Run(err) });
         }
         let exited = qemu.0.try_wait().map_err(|e| Failure::Run(e.into()))?;
         if exited.is_some() {

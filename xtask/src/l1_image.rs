@@ -34,6 +34,8 @@ pub fn ensure() -> Result<L1Image> {
     let (package, version) = kernel_package()?;
     let l1_dir = paths::workspace().join("guest/l1");
     let init = fs::read(l1_dir.join("init.sh")).context("reading guest/l1/init.sh")?;
+    let hold_src = l1_dir.join("hold-kvm.c");
+    let hold = fs::read(&hold_src).context("reading guest/l1/hold-kvm.c")?;
     let modules = fs::read_to_string(l1_dir.join("modules.txt")).context("reading guest/l1/modules.txt")?;
     let busybox_version = cmd::output(
         "reading the busybox-static version",
@@ -43,6 +45,7 @@ pub fn ensure() -> Result<L1Image> {
         package.as_bytes(),
         version.as_bytes(),
         &init,
+        &hold,
         modules.as_bytes(),
         busybox_version.as_bytes(),
         RECIPE.as_bytes(),
@@ -58,7 +61,7 @@ pub fn ensure() -> Result<L1Image> {
         return Ok(image);
     }
     eprintln!("xtask l1: preparing the L1 image from {package} {version}");
-    entry.create(|dir| build(dir, &package, &init, &modules))?;
+    entry.create(|dir| build(dir, &package, &init, &hold_src, &modules))?;
     Ok(image)
 }
 
@@ -92,9 +95,14 @@ fn kernel_package() -> Result<(String, String)> {
     }
 }
 
-fn build(dir: &Path, package: &str, init: &[u8], modules: &str) -> Result<()> {
+fn build(dir: &Path, package: &str, init: &[u8], hold_src: &Path, modules: &str) -> Result<()> {
     let work = dir.join("work");
     fs::create_dir_all(&work)?;
+    let hold = work.join("hold-kvm");
+    cmd::run(
+        "compiling guest/l1/hold-kvm.c (static)",
+        Command::new("gcc").args(["-static", "-O2", "-Wall", "-o"]).arg(&hold).arg(hold_src),
+    )?;
     cmd::run(
         &format!("apt-get download {package}"),
         Command::new("apt-get").current_dir(&work).args(["download", "-qq", package]),
@@ -126,6 +134,7 @@ fn build(dir: &Path, package: &str, init: &[u8], modules: &str) -> Result<()> {
     archive.char_dev("/dev/console", 0o600, 5, 1);
     archive.file("/bin/busybox", 0o755, &fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX}"))?);
     archive.file("/init", 0o755, init);
+    archive.file("/bin/hold-kvm", 0o755, &fs::read(&hold)?);
     let mut load = String::new();
     for rel in &order {
         let name = module_name(rel);

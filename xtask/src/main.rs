@@ -9,7 +9,6 @@
 //!   hardware KVM, otherwise inside a nested QEMU TCG VM ("L1") with emulated AMD SVM.
 //! - `test`   set-up, guest build, host unit tests, then the KVM tier through `l1`.
 //! - `demo`   boots the guest in aci's VMM and shows it reaching its ready line.
-//! - `hold-kvm`  (internal) keeps one idle KVM VM open; the L1 init starts it.
 
 mod cache;
 mod cmd;
@@ -17,7 +16,6 @@ mod cpio;
 mod demo;
 mod guest;
 mod kernel;
-mod kvm_hold;
 mod l1;
 mod l1_image;
 mod paths;
@@ -59,7 +57,6 @@ fn run(args: &[String]) -> Result<ExitCode> {
         }
         "test" => test::run(rest),
         "demo" => demo::run(rest),
-        "hold-kvm" => kvm_hold::run().map(|()| ExitCode::SUCCESS),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
