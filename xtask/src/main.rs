@@ -9,7 +9,9 @@
 //!   hardware KVM, otherwise inside a nested QEMU TCG VM ("L1") with emulated AMD SVM.
 //! - `test`   set-up, guest build, host unit tests, then the KVM tier through `l1`.
 //! - `demo`   boots the guest in aci's VMM and shows it reaching its ready line.
+//! - `bench`  runs the benchmark binaries where real KVM is (boot time against QEMU).
 
+mod bench;
 mod cache;
 mod cmd;
 mod cpio;
@@ -26,7 +28,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask <setup | guest | l1 [--timeout SECS] -- CMD... | test | demo>";
+const USAGE: &str = "usage: cargo xtask <setup | guest | l1 [--timeout SECS] -- CMD... | test | demo | bench>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,6 +59,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
         }
         "test" => test::run(rest),
         "demo" => demo::run(rest),
+        "bench" => bench::run(),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)

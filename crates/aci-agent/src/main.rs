@@ -3,14 +3,18 @@
 //! The agent is the guest's init. In this first version it mounts the kernel filesystems,
 //! prints a ready line with its version and the guest's uptime on the console, and powers
 //! the VM off when asked: either by a `poweroff` line on the console or, for boot
-//! measurements, by `aci.poweroff=ready` on the kernel command line. The container runtime
-//! and the vsock protocol arrive with the agent issue.
+//! measurements, by `aci.poweroff=ready` on the kernel command line. When the VM has a
+//! vsock device it also serves the host protocol (`aci-proto`) on vsock port 1024: Hello
+//! (version check), Ping and Shutdown so far; the container runtime comes with the agent
+//! issue.
 //!
 //! It is built as a fully static binary (`cargo xtask guest`) and packed as `/init` of the
 //! guest initramfs.
 
 mod mounts;
 mod power;
+mod session;
+mod vsock;
 
 use std::io::{self, BufRead, Write};
 
@@ -35,6 +39,7 @@ fn main() {
     );
     let _ = io::stdout().flush();
 
+    start_vsock_service(is_init);
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     if cmdline.split_whitespace().any(|w| w == "aci.poweroff=ready") {
         finish(is_init);
@@ -52,6 +57,32 @@ fn main() {
     }
     // The console closed: with nobody left to ask, stop the VM.
     finish(is_init);
+}
+
+/// Serves the host over vsock (when the VM has a vsock device) on a background thread;
+/// a `Shutdown` call powers the VM off.
+fn start_vsock_service(is_init: bool) {
+    let listener = match vsock::listen(aci_proto::AGENT_VSOCK_PORT) {
+        Ok(listener) => listener,
+        Err(err) => {
+            println!("aci-agent: no vsock service ({err})");
+            return;
+        }
+    };
+    std::thread::spawn(move || loop {
+        let mut stream = match vsock::accept(&listener) {
+            Ok(stream) => stream,
+            Err(err) => {
+                eprintln!("aci-agent: vsock accept failed: {err}");
+                continue;
+            }
+        };
+        match session::serve(&mut stream) {
+            Ok(session::After::PowerOff) => finish(is_init),
+            Ok(session::After::Continue) => {}
+            Err(err) => eprintln!("aci-agent: host connection failed: {err}"),
+        }
+    });
 }
 
 fn finish(is_init: bool) -> ! {

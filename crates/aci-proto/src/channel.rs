@@ -1,0 +1,107 @@
+//! The host's side of a connection: send a call, wait for its reply.
+
+use std::io::{Read, Write};
+
+use thiserror::Error;
+
+use crate::frame::{Frame, FrameError, FrameKind};
+use crate::message::{Call, RemoteError, RemoteErrorKind, Reply, Request, Response};
+use crate::PROTOCOL_VERSION;
+
+/// A call over a [`Channel`] failed.
+#[derive(Debug, Error)]
+pub enum ChannelError {
+    /// The connection failed or the peer sent a malformed frame.
+    #[error("talking to the agent failed")]
+    Frame(#[from] FrameError),
+    /// A frame's JSON could not be decoded.
+    #[error("the agent sent a message that does not decode")]
+    Decode(#[source] serde_json::Error),
+    /// The agent answered a different call than the one asked.
+    #[error("the agent answered call {got} while call {want} was pending")]
+    WrongReply {
+        /// The id asked.
+        want: u64,
+        /// The id answered.
+        got: u64,
+    },
+    /// The protocol versions differ.
+    #[error("protocol version mismatch: host speaks {host}, agent speaks {agent}")]
+    VersionMismatch {
+        /// The host's version.
+        host: u32,
+        /// The agent's version, when it said.
+        agent: String,
+    },
+    /// The agent reported a failure.
+    #[error("the agent refused the call ({:?}): {}", .0.kind, .0.message)]
+    Remote(RemoteError),
+    /// The reply did not fit the call.
+    #[error("unexpected reply {0:?}")]
+    UnexpectedReply(Box<Reply>),
+}
+
+/// What the agent said in its Hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// The agent's version.
+    pub agent: String,
+    /// Guest uptime at the reply, in milliseconds.
+    pub uptime_ms: u64,
+}
+
+/// A blocking request/response channel over any byte stream.
+pub struct Channel<S> {
+    stream: S,
+    next_id: u64,
+}
+
+impl<S: Read + Write> Channel<S> {
+    /// Wraps a connected stream.
+    pub fn new(stream: S) -> Self {
+        Self { stream, next_id: 1 }
+    }
+
+    /// Sends `call` and returns its reply (or the agent's error).
+    pub fn call(&mut self, call: Call) -> Result<Reply, ChannelError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let payload = serde_json::to_vec(&Request { id, call }).map_err(ChannelError::Decode)?;
+        Frame::control(FrameKind::Call, payload).write_to(&mut self.stream)?;
+        loop {
+            let frame = Frame::read_from(&mut self.stream)?;
+            if frame.kind != FrameKind::Reply {
+                continue; // Streams and events are not consumed by this simple channel.
+            }
+            let response: Response = serde_json::from_slice(&frame.payload).map_err(ChannelError::Decode)?;
+            if response.id != id {
+                return Err(ChannelError::WrongReply { want: id, got: response.id });
+            }
+            return response.result.map_err(|e| match e.kind {
+                RemoteErrorKind::VersionMismatch => {
+                    ChannelError::VersionMismatch { host: PROTOCOL_VERSION, agent: e.message }
+                }
+                _ => ChannelError::Remote(e),
+            });
+        }
+    }
+
+    /// Opens the conversation and checks the versions agree.
+    pub fn hello(&mut self, host_version: &str) -> Result<AgentInfo, ChannelError> {
+        match self.call(Call::Hello { protocol: PROTOCOL_VERSION, host: host_version.to_owned() })? {
+            Reply::Hello { protocol, agent, uptime_ms } if protocol == PROTOCOL_VERSION => {
+                Ok(AgentInfo { agent, uptime_ms })
+            }
+            Reply::Hello { protocol, agent, .. } => Err(ChannelError::VersionMismatch {
+                host: PROTOCOL_VERSION,
+                agent: format!("protocol {protocol} (agent {agent})"),
+            }),
+            other => Err(ChannelError::UnexpectedReply(Box::new(other))),
+        }
+    }
+
+    /// Gives the stream back.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
