@@ -1,7 +1,8 @@
 //! # aci-agent — PID 1 inside an aci microVM
 //!
-//! The agent is the guest's init. In this first version it mounts the kernel filesystems,
-//! prints a ready line with its version and the guest's uptime on the console, and powers
+//! The agent is the guest's init. It mounts the kernel filesystems (/proc, /sys, /dev,
+//! /dev/pts, /dev/shm, /run, cgroup2 with the cpu, memory, pids and io controllers enabled
+//! for children), sets the hostname from `aci.hostname=`, prints a ready line with its version and the guest's uptime on the console, and powers
 //! the VM off when asked: either by a `poweroff` line on the console or, for boot
 //! measurements, by `aci.poweroff=ready` on the kernel command line. When the VM has a
 //! vsock device it also serves the host protocol (`aci-proto`) on vsock port 1024: Hello
@@ -23,10 +24,22 @@ const READY_PREFIX: &str = "aci-agent ready";
 
 fn main() {
     let is_init = std::process::id() == 1;
+    let mut controllers = Vec::new();
     if is_init {
-        if let Err(err) = mounts::mount_kernel_filesystems() {
-            eprintln!("aci-agent: {err}");
-            power::power_off();
+        match mounts::mount_kernel_filesystems() {
+            Ok(enabled) => controllers = enabled,
+            Err(err) => {
+                eprintln!("aci-agent: {err}");
+                power::power_off();
+            }
+        }
+    }
+    // Read after /proc is mounted.
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if is_init {
+        let hostname = cmdline_value(&cmdline, "aci.hostname").unwrap_or("aci");
+        if let Err(err) = mounts::set_hostname(hostname) {
+            eprintln!("aci-agent: setting the hostname to {hostname:?} failed: {err}");
         }
     }
     let uptime = std::fs::read_to_string("/proc/uptime")
@@ -34,13 +47,13 @@ fn main() {
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned());
     println!(
-        "{READY_PREFIX} version={} uptime={uptime}s",
-        env!("CARGO_PKG_VERSION")
+        "{READY_PREFIX} version={} uptime={uptime}s cgroup-controllers={}",
+        env!("CARGO_PKG_VERSION"),
+        controllers.join(",")
     );
     let _ = io::stdout().flush();
 
     start_vsock_service(is_init);
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     if cmdline.split_whitespace().any(|w| w == "aci.poweroff=ready") {
         finish(is_init);
     }
@@ -57,6 +70,13 @@ fn main() {
     }
     // The console closed: with nobody left to ask, stop the VM.
     finish(is_init);
+}
+
+/// The value of `key=value` on the kernel command line.
+fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
 }
 
 /// Serves the host over vsock (when the VM has a vsock device) on a background thread;

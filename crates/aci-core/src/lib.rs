@@ -7,3 +7,8 @@
 //! State: the workspace and the proving ground (guest kernel, agent, nested KVM test runner)
 //! exist; the API lands with the container-group issue. Nothing here is usable yet, and
 //! nothing pretends to be.
+//!
+//! Usable now: [`spec`], the container group spec types with ACI's field names: loading ACI
+//! YAML and ARM JSON files, the builder, and `validate()` with ACI's rules.
+
+pub mod spec;
