@@ -23,6 +23,12 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("kmod", "L1 module dependencies (depmod)"),
     ("qemu-system-x86", "the nested L1 test VM"),
     ("busybox-static", "the L1 test VM's init"),
+    ("docker-registry", "images tests: loopback registry"),
+    ("skopeo", "images tests: pushing test images"),
+    ("umoci", "images tests: building test images"),
+    ("erofs-utils", "rootfs disks (mkfs.erofs) and their tests"),
+    ("apache2-utils", "images tests: htpasswd for registry auth"),
+    ("zstd", "images tests: zstd layers"),
 ];
 
 fn installed(package: &str) -> bool {

@@ -10,5 +10,9 @@
 //!
 //! Usable now: [`spec`], the container group spec types with ACI's field names: loading ACI
 //! YAML and ARM JSON files, the builder, and `validate()` with ACI's rules.
+//! [`agent`]: connect to a guest agent over the VMM's vsock socket and check versions.
+//! [`images`]: pull, verify and cache OCI images and build their erofs rootfs disks.
 
+pub mod agent;
+pub mod images;
 pub mod spec;

@@ -5,3 +5,7 @@
 //! gitRepo.
 //!
 //! State: empty until the images and volumes issues land.
+//!
+//! [`rootfs`]: unpack OCI layers (whiteouts, hostile entries contained) and build erofs disks.
+
+pub mod rootfs;

@@ -1,0 +1,89 @@
+//! # aci-testkit — real components for aci's host-tier tests
+//!
+//! - [`Registry`]: Debian's `docker-registry` on 127.0.0.1 with a private config, filesystem
+//!   storage in a temp dir, optional htpasswd (bcrypt) auth, an access log to count requests;
+//!   killed on drop.
+//! - [`OciLayout`]: writes an OCI image layout (blobs, manifests, index) from bytes, and pushes
+//!   it with `skopeo copy`. [`TarLayer`] crafts layers, hostile ones included.
+//! - [`busybox_image`]: a busybox-static rootfs packed by `umoci` and pushed with `skopeo`.
+//!
+//! Tools that are missing make a test skip (print the reason, return `false` from
+//! [`require_tools`]) unless `CI` is set, where they fail it.
+
+// Test support: a failed setup step is a failed test, so helpers panic with a location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod layout;
+mod registry;
+mod tarlayer;
+mod umoci;
+
+pub use layout::{Descriptor, OciLayout, PlatformSpec};
+pub use registry::Registry;
+pub use tarlayer::{LayerBlob, TarLayer};
+pub use umoci::busybox_image;
+
+/// Returns `true` when every tool is on `PATH`. Otherwise panics when env `CI` is set, or
+/// prints a skip reason and returns `false`.
+pub fn require_tools(test: &str, tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| which(t).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "{test}: missing {} (cargo xtask setup installs them)",
+        missing.join(", ")
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("SKIP {msg}");
+    false
+}
+
+/// The full path of `tool` on `PATH` (or `/usr/sbin`, `/sbin`).
+pub fn which(tool: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn sha256_digest(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// Runs a command and panics with its output when it fails (test support only).
+pub(crate) fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Extracts an erofs image with `fsck.erofs --extract` (checking it on the way) into a
+/// fresh temp dir, returned with the extracted root at `dir.path()/root`.
+pub fn extract_erofs(image: &std::path::Path) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("aci-erofs-")
+        .tempdir()
+        .unwrap();
+    let root = dir.path().join("root");
+    run(std::process::Command::new("fsck.erofs")
+        .arg(format!("--extract={}", root.display()))
+        .arg(image));
+    dir
+}
