@@ -29,6 +29,8 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("erofs-utils", "rootfs disks (mkfs.erofs) and their tests"),
     ("apache2-utils", "images tests: htpasswd for registry auth"),
     ("zstd", "images tests: zstd layers"),
+    ("nftables", "aci-net: isolation and NAT rules (nft) and their tests"),
+    ("iproute2", "aci-net tests: ip netns/link checks"),
 ];
 
 fn installed(package: &str) -> bool {
