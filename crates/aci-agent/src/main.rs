@@ -89,19 +89,21 @@ fn start_vsock_service(is_init: bool) {
             return;
         }
     };
+    // One thread per connection: the host may hold several (calls, log follows, exec I/O).
     std::thread::spawn(move || loop {
         let mut stream = match vsock::accept(&listener) {
             Ok(stream) => stream,
             Err(err) => {
                 eprintln!("aci-agent: vsock accept failed: {err}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
                 continue;
             }
         };
-        match session::serve(&mut stream) {
+        std::thread::spawn(move || match session::serve(&mut stream) {
             Ok(session::After::PowerOff) => finish(is_init),
             Ok(session::After::Continue) => {}
             Err(err) => eprintln!("aci-agent: host connection failed: {err}"),
-        }
+        });
     });
 }
 

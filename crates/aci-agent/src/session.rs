@@ -61,7 +61,10 @@ fn answer(payload: &[u8], greeted: &mut bool) -> (Response, Next) {
     match request.call {
         Call::Hello { protocol, host } => {
             if protocol != PROTOCOL_VERSION {
-                let msg = format!("agent {} speaks protocol {PROTOCOL_VERSION}, host {host} speaks {protocol}", env!("CARGO_PKG_VERSION"));
+                let msg = format!(
+                    "host {host} speaks protocol {protocol}, agent {} speaks {PROTOCOL_VERSION}",
+                    env!("CARGO_PKG_VERSION")
+                );
                 return (refuse(id, RemoteErrorKind::VersionMismatch, msg), Next::Close);
             }
             *greeted = true;
@@ -108,7 +111,7 @@ mod tests {
     fn version_mismatch_is_named_and_closes() {
         let (mut ch, handle) = agent();
         let err = ch.call(Call::Hello { protocol: PROTOCOL_VERSION + 1, host: "future".into() }).unwrap_err();
-        assert!(matches!(err, ChannelError::VersionMismatch { .. }), "{err}");
+        assert!(matches!(err, ChannelError::VersionMismatch(_)), "{err}");
         assert!(err.to_string().contains("mismatch"), "{err}");
         assert_eq!(handle.join().unwrap(), After::Continue);
     }

@@ -25,14 +25,9 @@ pub enum ChannelError {
         /// The id answered.
         got: u64,
     },
-    /// The protocol versions differ.
-    #[error("protocol version mismatch: host speaks {host}, agent speaks {agent}")]
-    VersionMismatch {
-        /// The host's version.
-        host: u32,
-        /// The agent's version, when it said.
-        agent: String,
-    },
+    /// The protocol versions differ; the text names both sides' versions.
+    #[error("protocol version mismatch: {0}")]
+    VersionMismatch(String),
     /// The agent reported a failure.
     #[error("the agent refused the call ({:?}): {}", .0.kind, .0.message)]
     Remote(RemoteError),
@@ -78,9 +73,7 @@ impl<S: Read + Write> Channel<S> {
                 return Err(ChannelError::WrongReply { want: id, got: response.id });
             }
             return response.result.map_err(|e| match e.kind {
-                RemoteErrorKind::VersionMismatch => {
-                    ChannelError::VersionMismatch { host: PROTOCOL_VERSION, agent: e.message }
-                }
+                RemoteErrorKind::VersionMismatch => ChannelError::VersionMismatch(e.message),
                 _ => ChannelError::Remote(e),
             });
         }
@@ -92,10 +85,9 @@ impl<S: Read + Write> Channel<S> {
             Reply::Hello { protocol, agent, uptime_ms } if protocol == PROTOCOL_VERSION => {
                 Ok(AgentInfo { agent, uptime_ms })
             }
-            Reply::Hello { protocol, agent, .. } => Err(ChannelError::VersionMismatch {
-                host: PROTOCOL_VERSION,
-                agent: format!("protocol {protocol} (agent {agent})"),
-            }),
+            Reply::Hello { protocol, agent, .. } => Err(ChannelError::VersionMismatch(format!(
+                "host speaks protocol {PROTOCOL_VERSION}, agent {agent} speaks {protocol}"
+            ))),
             other => Err(ChannelError::UnexpectedReply(Box::new(other))),
         }
     }

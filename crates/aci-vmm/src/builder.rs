@@ -4,6 +4,8 @@
 //! 2. [`create_guest_memory`]: RAM with the 32-bit MMIO gap left out.
 //! 3. [`create_vm`]: VM, TSS and identity-map addresses, irqchip, PIT, memory slots.
 //! 4. [`add_legacy_devices`]: COM1 (irqfd on GSI 4), i8042, CMOS on the port I/O bus.
+//!    4b. [`add_virtio_devices`]: disks, taps and vsock behind virtio-mmio transports on the MMIO
+//!    bus (irqfd, ioeventfd), declared on the command line (see [`crate::virtio::attach`]).
 //! 5. [`load_guest`]: kernel, command line, initrd, zero page, MP table, boot page tables.
 //! 6. [`create_vcpus`]: CPUID, MSRs, FPU, registers, LAPIC for each vCPU.
 //! 7. [`start`]: one thread per vCPU, plus the serial input pump if there is input.
@@ -19,6 +21,7 @@ use crate::caps::{check_kvm, CapsError};
 use crate::config::{SerialInput, SerialOutput, VmConfig, MAX_VCPUS};
 use crate::devices::cmos::{Cmos, CMOS_LEN, CMOS_PORT};
 use crate::devices::i8042::{I8042Port, I8042_COMMAND_PORT, I8042_DATA_PORT};
+use crate::devices::mmio_bus::MmioBus;
 use crate::devices::pio_bus::{lock, PioBus, PioBusError};
 use crate::devices::serial::{
     open_output, EventFdTrigger, SerialDevice, SerialError, COM1_IRQ, COM1_LEN, COM1_PORT,
@@ -28,7 +31,8 @@ use crate::kick::{self, KickError};
 use crate::loader::{self, BootInfo, LoadError, LoadInput};
 use crate::memory::{create_guest_memory, GuestMem, MemoryError};
 use crate::regs::{write_boot_tables, RegsError};
-use crate::vcpu::{create_vcpu, VcpuError, VcpuRunner};
+use crate::vcpu::{create_vcpu, Buses, VcpuError, VcpuRunner};
+use crate::virtio::attach::{attach_devices, devices_from_config, AttachError};
 use crate::vm::Vm;
 use crate::vm_setup::{create_vm, VmSetupError};
 
@@ -56,6 +60,9 @@ pub enum BuildError {
     /// Step 4: a port range.
     #[error("could not place a legacy device on the port bus")]
     AddDevice(#[source] PioBusError),
+    /// Step 4b.
+    #[error("could not add the virtio devices")]
+    AddVirtioDevices(#[source] AttachError),
     /// Step 5.
     #[error("could not load the guest")]
     LoadGuest(#[source] LoadError),
@@ -111,6 +118,9 @@ impl Vm {
         timings.step("create_vm");
         let (bus, serial) = add_legacy_devices(&vm, serial_output)?;
         timings.step("add_legacy_devices");
+        let mmio = add_virtio_devices(&vm, &memory, &mut config)?;
+        timings.step("add_virtio_devices");
+        let bus = Buses { pio: bus, mmio };
         let boot = load_guest(&memory, &config)?;
         timings.step("load_guest");
         let vcpus = create_vcpus(&kvm, &vm, &config, &boot)?;
@@ -180,6 +190,20 @@ pub fn add_legacy_devices(
     Ok((bus, serial))
 }
 
+/// Step 4b: the configured virtio devices on a new MMIO bus; their `virtio_mmio.device=`
+/// entries are appended to `config.cmdline`.
+pub fn add_virtio_devices(vm: &VmFd, memory: &GuestMem, config: &mut VmConfig) -> Result<MmioBus, BuildError> {
+    let devices = devices_from_config(config).map_err(BuildError::AddVirtioDevices)?;
+    let mut bus = MmioBus::new();
+    let placements =
+        attach_devices(vm, memory, &mut bus, devices).map_err(BuildError::AddVirtioDevices)?;
+    for place in placements {
+        config.cmdline.push(' ');
+        config.cmdline.push_str(&place.cmdline_entry());
+    }
+    Ok(bus)
+}
+
 /// Step 5: everything the guest finds in memory at boot.
 pub fn load_guest(memory: &GuestMem, config: &VmConfig) -> Result<BootInfo, BuildError> {
     let input = LoadInput {
@@ -215,7 +239,7 @@ pub fn create_vcpus(
 pub struct StartInput {
     vm: VmFd,
     memory: GuestMem,
-    bus: PioBus,
+    bus: Buses,
     serial: Arc<Mutex<SerialDevice>>,
     vcpus: Vec<VcpuFd>,
     input: Option<SerialInput>,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 /// The kernel command line used when the caller has no opinion.
@@ -64,6 +65,52 @@ pub struct VmConfig {
     pub serial_output: SerialOutput,
     /// Optional source of COM1 input.
     pub serial_input: Option<SerialInput>,
+    /// virtio-blk disks, in order: the guest sees them as `/dev/vda`, `/dev/vdb`, ...
+    pub disks: Vec<DiskConfig>,
+    /// virtio-net devices, in order: the guest sees them as `eth0`, `eth1`, ...
+    pub nets: Vec<NetConfig>,
+    /// The virtio-vsock device, if any.
+    pub vsock: Option<VsockConfig>,
+}
+
+/// Where a network device's tap comes from.
+#[derive(Debug)]
+pub enum TapSource {
+    /// An open tap fd (`IFF_TAP | IFF_NO_PI`, no `IFF_VNET_HDR`); the VMM uses a duplicate.
+    Fd(OwnedFd),
+    /// A tap interface name, opened (and created if missing) with `TUNSETIFF` at build.
+    Name(String),
+}
+
+/// One virtio-net device over a host tap, no offloads.
+#[derive(Debug)]
+pub struct NetConfig {
+    /// The tap.
+    pub tap: TapSource,
+    /// The guest's MAC address.
+    pub mac: [u8; 6],
+}
+
+/// One virtio-blk disk backed by a host file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// The disk image (raw). Its size, rounded down to 512 bytes, is the disk's size.
+    pub path: PathBuf,
+    /// Offer the disk read-only (`VIRTIO_BLK_F_RO`); the file is opened read-only.
+    pub read_only: bool,
+    /// The serial the guest reads with `GET_ID` (at most 20 bytes are used), shown in
+    /// `/sys/block/vdX/serial`.
+    pub serial: Option<String>,
+}
+
+/// The virtio-vsock device and its host side of Unix sockets (Firecracker's convention).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VsockConfig {
+    /// The guest's context id (3 or more).
+    pub guest_cid: u64,
+    /// Host-initiated connections: connect here, send `CONNECT <port>\n`, read
+    /// `OK <host_port>\n`. Guest connections to host port P go to `<uds_path>_P`.
+    pub uds_path: PathBuf,
 }
 
 /// The largest vCPU count the MP table layout supports.
@@ -81,6 +128,9 @@ impl VmConfig {
             cmdline: DEFAULT_CMDLINE.to_string(),
             serial_output: SerialOutput::Stdout,
             serial_input: None,
+            disks: Vec::new(),
+            nets: Vec::new(),
+            vsock: None,
         }
     }
 

@@ -29,9 +29,9 @@ pub struct ExitCounters {
     pub pio_reads: AtomicU64,
     /// Port writes.
     pub pio_writes: AtomicU64,
-    /// MMIO reads (none are handled yet: all read as zero).
+    /// MMIO reads.
     pub mmio_reads: AtomicU64,
-    /// MMIO writes (all ignored).
+    /// MMIO writes.
     pub mmio_writes: AtomicU64,
     /// KVM_RUN returns interrupted by a signal.
     pub interrupted: AtomicU64,
@@ -50,10 +50,14 @@ pub struct ExitStats {
     pub pio_unhandled_reads: u64,
     /// Port writes no device claimed.
     pub pio_unhandled_writes: u64,
-    /// MMIO reads (all unhandled for now).
+    /// MMIO reads.
     pub mmio_reads: u64,
-    /// MMIO writes (all unhandled for now).
+    /// MMIO writes.
     pub mmio_writes: u64,
+    /// MMIO reads no device claimed (they read as zeros).
+    pub mmio_unhandled_reads: u64,
+    /// MMIO writes no device claimed (ignored).
+    pub mmio_unhandled_writes: u64,
     /// Signal-interrupted runs.
     pub interrupted: u64,
     /// Other exits.

@@ -2,7 +2,10 @@
 //!
 //! aci runs each container group in its own microVM, inside the user's process. This crate
 //! is that VMM, built on the rust-vmm crates (kvm-ioctls, vm-memory, linux-loader,
-//! vm-superio): vCPUs, direct 64-bit kernel boot, legacy devices and reset handling.
+//! vm-superio, virtio-queue): vCPUs, direct 64-bit kernel boot, legacy devices, reset
+//! handling, and virtio-mmio devices: virtio-blk over host files, virtio-net over a tap and
+//! virtio-vsock with a Firecracker-compatible host side of Unix sockets ([`virtio`],
+//! `docs/devices.md`).
 //!
 //! [`VmConfig`] is plain data; [`Vm::build`] turns it into a running [`Vm`] by the named
 //! steps listed in [`builder`]; [`Vm::wait`] returns how the guest ended and [`Vm::stop`]
@@ -10,9 +13,13 @@
 //! none), which the test tiers and the runtime use to decide where a microVM can run.
 //!
 //! ```text
-//! config ─► caps ─► memory ─► vm_setup ─► devices ─► loader (+boot_params, mptable, regs)
-//!        ─► vcpu (cpuid, msrs, regs, lapic) ─► one thread per vCPU ─► exit
+//! config ─► caps ─► memory ─► vm_setup ─► devices ─► virtio::attach ─► loader
+//!        (+boot_params, mptable, regs) ─► vcpu (cpuid, msrs, regs, lapic)
+//!        ─► one thread per vCPU (PIO + MMIO buses) ─► exit
 //! ```
+//!
+//! Virtio queue work happens on one thread per device (`virtio::event_loop`), woken by KVM
+//! through ioeventfds; completions reach the guest through irqfds.
 
 pub mod boot_params;
 pub mod builder;
@@ -31,11 +38,14 @@ pub mod mptable;
 pub mod msrs;
 pub mod regs;
 pub mod vcpu;
+pub mod virtio;
 pub mod vm;
 pub mod vm_setup;
 
 pub use builder::BuildError;
-pub use config::{SerialInput, SerialOutput, VmConfig, DEFAULT_CMDLINE};
+pub use config::{
+    DiskConfig, NetConfig, SerialInput, SerialOutput, TapSource, VmConfig, VsockConfig, DEFAULT_CMDLINE,
+};
 pub use exit::{ExitReason, ExitStats};
 pub use loader::KernelFormat;
 pub use vm::{Vm, VmExit};

@@ -10,6 +10,7 @@ use kvm_bindings::{
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
 use crate::cpuid::{vcpu_cpuid, CpuidError};
+use crate::devices::mmio_bus::MmioBus;
 use crate::devices::pio_bus::{DeviceAction, PioBus};
 use crate::exit::{ExitCounters, ExitReason, RunState};
 use crate::kick;
@@ -74,8 +75,18 @@ fn count(counter: &std::sync::atomic::AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Maps one exit to its handling. Port I/O goes to the bus; MMIO reads as zeros.
-fn handle_exit(exit: VcpuExit<'_>, bus: &PioBus, counters: &ExitCounters) -> Next {
+/// The buses a vCPU's I/O exits go to.
+#[derive(Debug, Default)]
+pub struct Buses {
+    /// Port I/O.
+    pub pio: PioBus,
+    /// Memory-mapped I/O (virtio-mmio transports).
+    pub mmio: MmioBus,
+}
+
+/// Maps one exit to its handling: port I/O and MMIO go to their buses.
+fn handle_exit(exit: VcpuExit<'_>, buses: &Buses, counters: &ExitCounters) -> Next {
+    let bus = &buses.pio;
     match exit {
         VcpuExit::IoIn(port, data) => {
             count(&counters.pio_reads);
@@ -89,13 +100,14 @@ fn handle_exit(exit: VcpuExit<'_>, bus: &PioBus, counters: &ExitCounters) -> Nex
                 DeviceAction::Reset => Next::End(ExitReason::GuestReset),
             }
         }
-        VcpuExit::MmioRead(_, data) => {
+        VcpuExit::MmioRead(addr, data) => {
             count(&counters.mmio_reads);
-            data.fill(0);
+            buses.mmio.read(addr, data);
             Next::Continue
         }
-        VcpuExit::MmioWrite(..) => {
+        VcpuExit::MmioWrite(addr, data) => {
             count(&counters.mmio_writes);
+            buses.mmio.write(addr, data);
             Next::Continue
         }
         other => {
@@ -133,8 +145,8 @@ pub struct VcpuRunner {
     pub fd: VcpuFd,
     /// Its index.
     pub index: u8,
-    /// The port I/O bus.
-    pub bus: Arc<PioBus>,
+    /// The I/O buses.
+    pub bus: Arc<Buses>,
     /// Shared stop flag, exit reason and counters.
     pub state: Arc<RunState>,
 }
@@ -182,8 +194,9 @@ mod tests {
 
     #[test]
     fn port_exits_dispatch_and_reset_ends_the_vm() {
-        let mut bus = PioBus::new();
-        bus.register(I8042_COMMAND_PORT, 1, Arc::new(Mutex::new(I8042Port::pair().1))).unwrap();
+        let mut pio = PioBus::new();
+        pio.register(I8042_COMMAND_PORT, 1, Arc::new(Mutex::new(I8042Port::pair().1))).unwrap();
+        let bus = Buses { pio, mmio: MmioBus::new() };
         let counters = ExitCounters::default();
         let mut data = [0xffu8; 1];
         assert_eq!(handle_exit(VcpuExit::IoIn(0x80, &mut data), &bus, &counters), Next::Continue);
@@ -197,7 +210,8 @@ mod tests {
         assert_eq!(counters.pio_reads.load(Ordering::Relaxed), 1);
         assert_eq!(counters.pio_writes.load(Ordering::Relaxed), 1);
         assert_eq!(counters.mmio_reads.load(Ordering::Relaxed), 1);
-        assert_eq!(bus.unhandled().reads.load(Ordering::Relaxed), 1);
+        assert_eq!(bus.pio.unhandled().reads.load(Ordering::Relaxed), 1);
+        assert_eq!(bus.mmio.unhandled_reads(), 1);
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use kvm_ioctls::VmFd;
 
-use crate::devices::pio_bus::{lock, PioBus};
+use crate::devices::pio_bus::lock;
 use crate::devices::serial::SerialDevice;
 use crate::exit::{ExitReason, ExitStats, RunState};
 use crate::kick;
+use crate::vcpu::Buses;
 use crate::loader::KernelFormat;
 use crate::memory::GuestMem;
 
@@ -22,7 +23,7 @@ const KICK_INTERVAL: Duration = Duration::from_millis(5);
 pub struct Vm {
     pub(crate) state: Arc<RunState>,
     pub(crate) vcpu_threads: Vec<JoinHandle<()>>,
-    pub(crate) bus: Arc<PioBus>,
+    pub(crate) bus: Arc<Buses>,
     pub(crate) serial: Arc<Mutex<SerialDevice>>,
     pub(crate) started: Instant,
     pub(crate) format: KernelFormat,
@@ -96,7 +97,8 @@ impl Vm {
     /// The exit counters so far.
     pub fn stats(&self) -> ExitStats {
         let c = &self.state.counters;
-        let unhandled = self.bus.unhandled();
+        let unhandled = self.bus.pio.unhandled();
+        let mmio_unhandled = self.bus.mmio.unhandled();
         ExitStats {
             pio_reads: c.pio_reads.load(Ordering::Relaxed),
             pio_writes: c.pio_writes.load(Ordering::Relaxed),
@@ -104,6 +106,8 @@ impl Vm {
             pio_unhandled_writes: unhandled.writes.load(Ordering::Relaxed),
             mmio_reads: c.mmio_reads.load(Ordering::Relaxed),
             mmio_writes: c.mmio_writes.load(Ordering::Relaxed),
+            mmio_unhandled_reads: mmio_unhandled.reads.load(Ordering::Relaxed),
+            mmio_unhandled_writes: mmio_unhandled.writes.load(Ordering::Relaxed),
             interrupted: c.interrupted.load(Ordering::Relaxed),
             other: c.other.load(Ordering::Relaxed),
         }
@@ -111,7 +115,7 @@ impl Vm {
 
     /// Port I/O exits per port, busiest first: `(port, reads, writes)`.
     pub fn port_counts(&self) -> Vec<crate::devices::pio_bus::PortCount> {
-        self.bus.port_counts()
+        self.bus.pio.port_counts()
     }
 
     /// Sends bytes to the guest's serial console; returns how many fit in its FIFO.

@@ -1,7 +1,8 @@
 //! Legacy devices on the port I/O bus: a 16550A UART, an i8042 that can reset the machine,
-//! and a CMOS real-time clock.
+//! and a CMOS real-time clock; and the MMIO bus the virtio-mmio transports sit on.
 
 pub mod cmos;
 pub mod i8042;
 pub mod pio_bus;
 pub mod serial;
+pub mod mmio_bus;

@@ -1,0 +1,91 @@
+//! The virtio-net device: a tap, a MAC address in the config space, RX and TX queues.
+
+use std::io;
+
+use crate::config::{NetConfig, TapSource};
+use crate::virtio::event_loop::Worker;
+use crate::virtio::net::event::NetEvents;
+use crate::virtio::net::tap::{Tap, TapError};
+use crate::virtio::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
+
+/// `VIRTIO_NET_F_MAC`: the config space holds the MAC address.
+pub const VIRTIO_NET_F_MAC: u64 = 1 << 5;
+/// Queue size of the RX and TX queues.
+const QUEUE_SIZE: u16 = 256;
+
+/// Why a network device could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The tap could not be opened or configured.
+    #[error("could not open tap {name}")]
+    OpenTap {
+        /// The interface name, or `fd` for a caller's fd.
+        name: String,
+        /// What failed.
+        #[source]
+        source: TapError,
+    },
+    /// The caller's tap fd could not be duplicated.
+    #[error("could not duplicate the tap fd")]
+    DuplicateFd(#[source] io::Error),
+}
+
+/// A virtio-net device over a tap.
+#[derive(Debug)]
+pub struct Net {
+    tap: Tap,
+    mac: [u8; 6],
+    worker: Option<Worker>,
+}
+
+impl Net {
+    /// Opens the tap `config` names (or takes a duplicate of its fd).
+    pub fn new(config: &NetConfig) -> Result<Self, NetError> {
+        let tap = match &config.tap {
+            TapSource::Name(name) => {
+                Tap::open(name).map_err(|source| NetError::OpenTap { name: name.clone(), source })?
+            }
+            TapSource::Fd(fd) => {
+                let fd = fd.try_clone().map_err(NetError::DuplicateFd)?;
+                Tap::from_fd(fd).map_err(|source| NetError::OpenTap { name: "fd".to_string(), source })?
+            }
+        };
+        Ok(Self { tap, mac: config.mac, worker: None })
+    }
+}
+
+impl VirtioDevice for Net {
+    fn device_type(&self) -> u32 {
+        device_type::NET
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE; 2]
+    }
+
+    fn features(&self) -> u64 {
+        VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        crate::virtio::read_config_bytes(&self.mac, offset, data);
+    }
+
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        let got = ctx.queues.len();
+        let count = |got| ActivateError::QueueCount { expected: 2, got };
+        let queues: [_; 2] = ctx.queues.try_into().map_err(|_| count(got))?;
+        let queue_events: [_; 2] = ctx.queue_events.try_into().map_err(|_| count(got))?;
+        // The tap outlives a reset only as a duplicate: the worker owns the one it runs with.
+        let fd = self.tap.try_clone_fd().map_err(ActivateError::Backend)?;
+        let tap = Tap::from_fd(fd).map_err(|e| ActivateError::Backend(io::Error::other(e)))?;
+        let events = NetEvents::new(ctx.mem, queues, queue_events, ctx.interrupt, tap)
+            .map_err(ActivateError::Backend)?;
+        self.worker = Some(Worker::spawn("aci-virtio-net", events).map_err(ActivateError::StartWorker)?);
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.worker = None;
+    }
+}

@@ -1,0 +1,89 @@
+//! virtio-net event glue. The tap fd sits edge-triggered in a small epoll set of its own
+//! (whose fd the device thread polls), so a frame waiting for a guest buffer does not keep
+//! waking the thread; the RX queue notification (guest added buffers) resumes delivery.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+use virtio_queue::Queue;
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::memory::GuestMem;
+use crate::virtio::event_loop::EventHandler;
+use crate::virtio::net::handler::NetHandler;
+use crate::virtio::net::tap::Tap;
+use crate::virtio::Interrupt;
+
+const RX_TOKEN: u64 = 0;
+const TX_TOKEN: u64 = 1;
+const TAP_TOKEN: u64 = 2;
+
+/// The device's queues and tap on the device thread.
+pub struct NetEvents {
+    mem: GuestMem,
+    rx: Queue,
+    tx: Queue,
+    queue_events: [EventFd; 2],
+    interrupt: Interrupt,
+    handler: NetHandler<Tap>,
+    tap_epoll: Epoll,
+    broken: bool,
+}
+
+impl NetEvents {
+    /// Wires `tap` (edge-triggered) and the queues for the device thread.
+    pub fn new(
+        mem: GuestMem,
+        [rx, tx]: [Queue; 2],
+        queue_events: [EventFd; 2],
+        interrupt: Interrupt,
+        tap: Tap,
+    ) -> io::Result<Self> {
+        let tap_epoll = Epoll::new()?;
+        let set = EventSet::IN | EventSet::EDGE_TRIGGERED;
+        tap_epoll.ctl(ControlOperation::Add, tap.raw_fd(), EpollEvent::new(set, TAP_TOKEN))?;
+        let handler = NetHandler::new(tap);
+        Ok(Self { mem, rx, tx, queue_events, interrupt, handler, tap_epoll, broken: false })
+    }
+}
+
+impl EventHandler for NetEvents {
+    fn sources(&self) -> Vec<(RawFd, u64)> {
+        vec![
+            (self.queue_events[0].as_raw_fd(), RX_TOKEN),
+            (self.queue_events[1].as_raw_fd(), TX_TOKEN),
+            (self.tap_epoll.as_raw_fd(), TAP_TOKEN),
+        ]
+    }
+
+    fn handle(&mut self, token: u64) {
+        match token {
+            TAP_TOKEN => {
+                let mut events = [EpollEvent::default(); 4];
+                // Only clears the edge; the frames are read below until the tap is empty.
+                let _ = self.tap_epoll.wait(0, &mut events);
+            }
+            other => {
+                let index = usize::try_from(other).unwrap_or(usize::MAX);
+                if let Some(event) = self.queue_events.get(index) {
+                    // Reading only resets the counter; EAGAIN means a spurious wakeup.
+                    let _ = event.read();
+                }
+            }
+        }
+        if self.broken {
+            return;
+        }
+        let tx = if token == TX_TOKEN { self.handler.process_tx(&self.mem, &mut self.tx) } else { Ok(false) };
+        let rx = self.handler.process_rx(&self.mem, &mut self.rx);
+        match (tx, rx) {
+            (Ok(tx), Ok(rx)) => {
+                if tx || rx {
+                    self.interrupt.signal_used_queue();
+                }
+            }
+            _ => self.broken = true,
+        }
+    }
+}
