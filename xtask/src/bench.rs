@@ -1,31 +1,58 @@
-//! `cargo xtask bench`: build the benchmark binaries and run them where real KVM is.
+//! `cargo xtask bench [boot|images|all]`: build the benchmark binaries and run them.
+//!
+//! - `boot` (aci's `benches/boot.rs`): guest boot time, aci-vmm against QEMU; needs real KVM,
+//!   so it runs through the L1 runner.
+//! - `images` (`crates/aci-core/benches/images.rs`): pull, unpack and disk build from a
+//!   loopback registry against `skopeo copy` + `umoci unpack`; runs on the host.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{guest, l1, paths};
+use crate::{guest, l1, paths, setup};
 
-/// Builds the guest and the `boot` bench, then runs it through the L1 runner.
-pub fn run() -> Result<ExitCode> {
-    guest::build()?;
+/// Runs the named benchmarks (default: all).
+pub fn run(args: &[String]) -> Result<ExitCode> {
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let (boot, images) = match which {
+        "boot" | "vmm" => (true, false),
+        "images" => (false, true),
+        "all" => (true, true),
+        other => bail!("unknown benchmark {other:?}; known: boot, images, all"),
+    };
+    setup::ensure()?;
+    let mut failed = false;
+    if images {
+        let exe = build_bench("aci-core", "images")?;
+        let status = Command::new(&exe).arg("--bench").status().context("running the images bench")?;
+        failed |= !status.success();
+    }
+    if boot {
+        guest::build()?;
+        let exe = build_bench("aci", "boot")?;
+        let status = l1::run(&[exe.to_string_lossy().into_owned()], &l1::RunOptions::default())?;
+        failed |= status != 0;
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Builds one bench target and returns its executable.
+fn build_bench(package: &str, bench: &str) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(paths::workspace())
-        .args(["bench", "--package", "aci", "--bench", "boot", "--no-run", "--message-format=json-render-diagnostics"])
+        .args(["bench", "--package", package, "--bench", bench, "--no-run", "--message-format=json-render-diagnostics"])
         .stderr(Stdio::inherit())
         .output()
-        .context("building the boot bench")?;
+        .with_context(|| format!("building the {bench} bench"))?;
     if !out.status.success() {
-        bail!("building the boot bench failed");
+        bail!("building the {bench} bench failed");
     }
-    let exe = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "boot")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bench)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("cargo built no boot bench executable")?;
-    let status = l1::run(&[exe.to_string_lossy().into_owned()], &l1::RunOptions::default())?;
-    Ok(crate::exit_code(status))
+        .with_context(|| format!("cargo built no {bench} bench executable"))
 }

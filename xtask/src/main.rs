@@ -28,7 +28,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask <setup | guest | l1 [--timeout SECS] -- CMD... | test | demo | bench>";
+const USAGE: &str = "usage: cargo xtask <setup | guest | l1 [--timeout SECS] -- CMD... | test | demo | bench [boot|images]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,7 +59,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
         }
         "test" => test::run(rest),
         "demo" => demo::run(rest),
-        "bench" => bench::run(),
+        "bench" => bench::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
