@@ -10,7 +10,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cmd, cpio, kernel, paths};
+use aci_storage::initramfs as cpio;
+
+use crate::{cmd, kernel, paths};
 
 /// Where the guest artifacts are.
 pub struct GuestArtifacts {

@@ -13,7 +13,9 @@ use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::{cache, cmd, cpio, paths};
+use aci_storage::initramfs as cpio;
+
+use crate::{cache, cmd, paths};
 
 const META_PACKAGE: &str = "linux-image-amd64";
 const BUSYBOX: &str = "/bin/busybox";

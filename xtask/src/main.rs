@@ -14,7 +14,6 @@
 mod bench;
 mod cache;
 mod cmd;
-mod cpio;
 mod demo;
 mod guest;
 mod kernel;

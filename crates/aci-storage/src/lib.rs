@@ -6,6 +6,8 @@
 //!
 //! State: empty until the images and volumes issues land.
 //!
+//! [`initramfs`]: write cpio newc archives (initramfs images).
 //! [`rootfs`]: unpack OCI layers (whiteouts, hostile entries contained) and build erofs disks.
 
+pub mod initramfs;
 pub mod rootfs;

@@ -71,6 +71,8 @@ pub struct VmConfig {
     pub nets: Vec<NetConfig>,
     /// The virtio-vsock device, if any.
     pub vsock: Option<VsockConfig>,
+    /// A virtio-rng device fed by the host's getrandom (the guest's `/dev/hwrng`).
+    pub rng: bool,
 }
 
 /// Where a network device's tap comes from.
@@ -131,6 +133,7 @@ impl VmConfig {
             disks: Vec::new(),
             nets: Vec::new(),
             vsock: None,
+            rng: false,
         }
     }
 

@@ -220,3 +220,34 @@ fn virtio_net_guest_pings_the_host_over_a_tap() {
     let summary = console.line_after("3 packets transmitted, ").unwrap_or_default();
     println!("{test}: guest pinged the host ({summary}) within {guest_done:?} of build");
 }
+
+#[test]
+#[ignore = "KVM tier: boots the guest (needs `cargo xtask guest`); run by `cargo xtask test`"]
+fn virtio_rng_feeds_the_guest_hwrng() {
+    let test = "virtio_rng_feeds_the_guest_hwrng";
+    if !support::require_hardware_kvm(test) {
+        return;
+    }
+    let dir = work_dir("rng");
+    let body = "\
+        echo \"rng current $(cat /sys/class/misc/hw_random/rng_current)\"\n\
+        a=$(dd if=/dev/hwrng bs=32 count=1 2>/dev/null | sha256sum)\n\
+        b=$(dd if=/dev/hwrng bs=32 count=1 2>/dev/null | sha256sum)\n\
+        n=$(dd if=/dev/hwrng bs=4096 count=16 2>/dev/null | wc -c)\n\
+        echo \"rng bytes $n\"\n\
+        [ \"$a\" != \"$b\" ] && echo 'rng differs: yes'";
+    let initrd = build_initramfs(&dir, &[], body);
+    let console = Console::default();
+    let mut config = config(&initrd, &console);
+    config.rng = true;
+    let started = Instant::now();
+    let mut vm = Vm::build(config).unwrap();
+    console.wait_for(DONE, TIMEOUT);
+    let guest_done = started.elapsed();
+    finish(test, &mut vm, &console, started);
+    let current = console.line_after("rng current ").unwrap_or_default();
+    assert!(current.starts_with("virtio_rng"), "{test}: hw_random uses {current:?}");
+    assert_eq!(console.line_after("rng bytes ").as_deref(), Some("65536"));
+    assert_eq!(console.line_after("rng differs: ").as_deref(), Some("yes"));
+    println!("{test}: guest read 64 KiB from /dev/hwrng (virtio) within {guest_done:?} of build");
+}

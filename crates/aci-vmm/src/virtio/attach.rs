@@ -77,7 +77,7 @@ pub enum AttachError {
     AddToBus(#[source] MmioBusError),
 }
 
-/// The devices `config` asks for: disks in order, then network devices, then vsock.
+/// The devices `config` asks for: disks in order, then network devices, then vsock, then rng.
 pub fn devices_from_config(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, AttachError> {
     let mut devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
     for (index, disk) in config.disks.iter().enumerate() {
@@ -90,6 +90,9 @@ pub fn devices_from_config(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice
     }
     if let Some(vsock) = &config.vsock {
         devices.push(Box::new(Vsock::new(vsock).map_err(AttachError::CreateVsock)?));
+    }
+    if config.rng {
+        devices.push(Box::new(crate::virtio::rng::Rng::new()));
     }
     Ok(devices)
 }

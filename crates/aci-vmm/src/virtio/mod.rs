@@ -12,7 +12,8 @@
 //! - the *device* (`device.rs`): the [`VirtioDevice`] implementation (type, features, config
 //!   space, activate, reset).
 //!
-//! Devices: [`block`] (host file), [`net`] (tap), [`vsock`] (Unix sockets).
+//! Devices: [`block`] (host file), [`net`] (tap), [`rng`] (host getrandom), [`vsock`] (Unix
+//! sockets).
 //!
 //! [`attach`] places the devices on the MMIO bus, wires irqfd/ioeventfd with KVM and writes
 //! the `virtio_mmio.device=` command-line entries.
@@ -23,6 +24,7 @@ pub mod event_loop;
 pub mod interrupt;
 pub mod mmio;
 pub mod net;
+pub mod rng;
 #[cfg(test)]
 pub mod test_utils;
 pub mod vsock;
@@ -43,6 +45,8 @@ pub mod device_type {
     pub const NET: u32 = 1;
     /// Block device.
     pub const BLOCK: u32 = 2;
+    /// Entropy source.
+    pub const RNG: u32 = 4;
     /// Socket device.
     pub const VSOCK: u32 = 19;
 }

@@ -64,67 +64,14 @@ pub fn compile_helper(name: &str) -> PathBuf {
     out
 }
 
-/// A newc ("070701") cpio archive being built.
-#[derive(Default)]
-pub struct Cpio {
-    out: Vec<u8>,
-    ino: u32,
-}
-
-impl Cpio {
-    fn entry(&mut self, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) {
-        self.ino += 1;
-        let fields = [
-            self.ino, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, rdev.0, rdev.1,
-            name.len() as u32 + 1, 0,
-        ];
-        self.out.extend_from_slice(b"070701");
-        for field in fields {
-            self.out.extend_from_slice(format!("{field:08x}").as_bytes());
-        }
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.push(0);
-        self.pad();
-        self.out.extend_from_slice(data);
-        self.pad();
-    }
-
-    fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
-            self.out.push(0);
-        }
-    }
-
-    /// A directory.
-    pub fn dir(&mut self, name: &str) {
-        self.entry(name, 0o040755, (0, 0), &[]);
-    }
-
-    /// A regular file with `mode` permissions.
-    pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
-        self.entry(name, 0o100000 | mode, (0, 0), data);
-    }
-
-    /// A character device node.
-    pub fn char_dev(&mut self, name: &str, major: u32, minor: u32) {
-        self.entry(name, 0o020600, (major, minor), &[]);
-    }
-
-    /// The archive with its trailer.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.entry("TRAILER!!!", 0, (0, 0), &[]);
-        self.out
-    }
-}
-
 /// Writes `dir/initramfs.cpio` with busybox, the `helpers` (into `/bin`) and an `/init` that
 /// mounts the pseudo filesystems, runs `body`, prints `ACI-TEST-DONE` and reboots.
 pub fn build_initramfs(dir: &Path, helpers: &[PathBuf], body: &str) -> PathBuf {
-    let mut cpio = Cpio::default();
+    let mut cpio = aci_storage::initramfs::Archive::new();
     for d in ["bin", "dev", "proc", "sys", "tmp"] {
-        cpio.dir(d);
+        cpio.dir(d, 0o755);
     }
-    cpio.char_dev("dev/console", 5, 1);
+    cpio.char_dev("dev/console", 0o600, 5, 1);
     cpio.file("bin/busybox", 0o755, &std::fs::read("/bin/busybox").expect("static busybox at /bin/busybox"));
     for helper in helpers {
         let name = helper.file_name().unwrap().to_str().unwrap();
