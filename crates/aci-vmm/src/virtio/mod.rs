@@ -7,8 +7,9 @@
 //! - a *queue handler* (`handler.rs`): pure functions over guest memory, a virtqueue and a
 //!   backend trait, with no fds and no event loop; unit-tested with queues built in memory
 //!   ([`test_utils`]);
-//! - *event glue* (`event.rs`): the device thread's reaction to queue notifications
-//!   (ioeventfd) and backend readiness, run by [`event_loop::Worker`];
+//! - *event glue* (`event.rs`, or [`single_queue`] for one-queue devices): the device
+//!   thread's reaction to queue notifications (ioeventfd) and backend readiness, run by
+//!   [`event_loop::Worker`];
 //! - the *device* (`device.rs`): the [`VirtioDevice`] implementation (type, features, config
 //!   space, activate, reset).
 //!
@@ -25,6 +26,7 @@ pub mod interrupt;
 pub mod mmio;
 pub mod net;
 pub mod rng;
+pub mod single_queue;
 #[cfg(test)]
 pub mod test_utils;
 pub mod vsock;

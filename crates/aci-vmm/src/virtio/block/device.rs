@@ -6,9 +6,9 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use crate::config::DiskConfig;
-use crate::virtio::block::event::BlockEvents;
 use crate::virtio::block::handler::{BlockBackend, BlockHandler, DiskInfo, ID_LEN, SECTOR_SIZE};
 use crate::virtio::event_loop::Worker;
+use crate::virtio::single_queue;
 use crate::virtio::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 
 /// `VIRTIO_BLK_F_SEG_MAX`: `seg_max` in the config space is valid.
@@ -114,22 +114,9 @@ impl VirtioDevice for Block {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        let got = ctx.queues.len();
-        let (Some(queue), Some(queue_event)) =
-            (ctx.queues.into_iter().next(), ctx.queue_events.into_iter().next())
-        else {
-            return Err(ActivateError::QueueCount { expected: 1, got });
-        };
         let file = self.file.try_clone().map_err(ActivateError::Backend)?;
-        let events = BlockEvents {
-            mem: ctx.mem,
-            queue,
-            queue_event,
-            interrupt: ctx.interrupt,
-            handler: BlockHandler::new(FileBackend(file), self.info.clone()),
-            broken: false,
-        };
-        self.worker = Some(Worker::spawn("aci-virtio-blk", events).map_err(ActivateError::StartWorker)?);
+        let handler = BlockHandler::new(FileBackend(file), self.info.clone());
+        self.worker = Some(single_queue::activate(ctx, "aci-virtio-blk", handler)?);
         Ok(())
     }
 

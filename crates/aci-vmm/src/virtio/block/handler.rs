@@ -181,6 +181,14 @@ impl<B: BlockBackend> BlockHandler<B> {
     }
 }
 
+impl<B: BlockBackend + 'static> crate::virtio::single_queue::QueueProcessor for BlockHandler<B> {
+    type Error = BlockQueueError;
+
+    fn process_queue(&mut self, mem: &GuestMem, queue: &mut Queue) -> Result<bool, BlockQueueError> {
+        BlockHandler::process_queue(self, mem, queue)
+    }
+}
+
 #[cfg(test)]
 #[path = "handler_tests.rs"]
 mod tests;

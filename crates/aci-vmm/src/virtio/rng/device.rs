@@ -3,7 +3,7 @@
 use std::io;
 
 use crate::virtio::event_loop::Worker;
-use crate::virtio::rng::event::RngEvents;
+use crate::virtio::single_queue;
 use crate::virtio::rng::handler::{EntropySource, RngHandler};
 use crate::virtio::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 
@@ -63,21 +63,7 @@ impl VirtioDevice for Rng {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        let got = ctx.queues.len();
-        let (Some(queue), Some(queue_event)) =
-            (ctx.queues.into_iter().next(), ctx.queue_events.into_iter().next())
-        else {
-            return Err(ActivateError::QueueCount { expected: 1, got });
-        };
-        let events = RngEvents {
-            mem: ctx.mem,
-            queue,
-            queue_event,
-            interrupt: ctx.interrupt,
-            handler: RngHandler::new(HostRandom),
-            broken: false,
-        };
-        self.worker = Some(Worker::spawn("aci-virtio-rng", events).map_err(ActivateError::StartWorker)?);
+        self.worker = Some(single_queue::activate(ctx, "aci-virtio-rng", RngHandler::new(HostRandom))?);
         Ok(())
     }
 

@@ -61,6 +61,14 @@ impl<S: EntropySource> RngHandler<S> {
     }
 }
 
+impl<S: EntropySource + 'static> crate::virtio::single_queue::QueueProcessor for RngHandler<S> {
+    type Error = RngQueueError;
+
+    fn process_queue(&mut self, mem: &GuestMem, queue: &mut Queue) -> Result<bool, RngQueueError> {
+        RngHandler::process_queue(self, mem, queue)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use vm_memory::{Bytes, GuestAddress};

@@ -3,11 +3,9 @@
 //!
 //! - [`handler`]: fills the driver's writable buffers from an [`handler::EntropySource`]
 //!   (pure).
-//! - [`event`]: the device thread's reaction to queue notifications.
 //! - [`device`]: the [`crate::virtio::VirtioDevice`] (one queue, no configuration space).
 
 pub mod device;
-pub mod event;
 pub mod handler;
 
 pub use device::Rng;
