@@ -31,6 +31,7 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("zstd", "images tests: zstd layers"),
     ("nftables", "aci-net: isolation and NAT rules (nft) and their tests"),
     ("iproute2", "aci-net tests: ip netns/link checks"),
+    ("git", "gitRepo volumes (git clone) and their tests (git daemon)"),
 ];
 
 fn installed(package: &str) -> bool {

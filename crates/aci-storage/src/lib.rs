@@ -8,6 +8,10 @@
 //!
 //! [`initramfs`]: write cpio newc archives (initramfs images).
 //! [`rootfs`]: unpack OCI layers (whiteouts, hostile entries contained) and build erofs disks.
+//!
+//! [`volumes`]: the host side of group volumes (a driver registry keyed by volume type) and
+//! the guest mount each becomes: emptyDir, secret, gitRepo, azureFile (CIFS), hostPath.
 
 pub mod initramfs;
 pub mod rootfs;
+pub mod volumes;
