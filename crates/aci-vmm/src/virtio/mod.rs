@@ -28,6 +28,8 @@ pub mod net;
 pub mod rng;
 pub mod single_queue;
 #[cfg(test)]
+mod malformed_tests;
+#[cfg(test)]
 pub mod test_utils;
 pub mod vsock;
 

@@ -105,6 +105,14 @@ impl TestQueue {
         head
     }
 
+    /// Makes descriptor `index` continue to `next` (sets `NEXT`), e.g. to build a loop.
+    pub fn link(&self, mem: &GuestMem, index: u16, next: u16) {
+        let at = self.desc + 16 * u64::from(index);
+        let flags: u16 = mem.read_obj(GuestAddress(at + 12)).unwrap();
+        mem.write_obj(flags | F_NEXT, GuestAddress(at + 12)).unwrap();
+        mem.write_obj(next, GuestAddress(at + 14)).unwrap();
+    }
+
     /// Used entries `(head, len)` added since the last call.
     pub fn take_used(&mut self, mem: &GuestMem) -> Vec<(u32, u32)> {
         let idx: u16 = mem.read_obj(GuestAddress(self.used + 2)).unwrap();
