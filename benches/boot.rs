@@ -110,7 +110,8 @@ fn main() {
     }
     let runs: usize = std::env::var("ACI_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
     let dir = guest_dir();
-    let (vmlinux, bzimage, initrd) = (dir.join("vmlinux"), dir.join("bzImage"), dir.join("initramfs.cpio.gz"));
+    let (vmlinux, bzimage, initrd) =
+        (dir.join("vmlinux"), dir.join("bzImage"), dir.join("initramfs.cpio.gz"));
 
     let mut aci_elf = Vec::new();
     let mut aci_bz = Vec::new();

@@ -42,7 +42,15 @@ fn build_bench(package: &str, bench: &str) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(paths::workspace())
-        .args(["bench", "--package", package, "--bench", bench, "--no-run", "--message-format=json-render-diagnostics"])
+        .args([
+            "bench",
+            "--package",
+            package,
+            "--bench",
+            bench,
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("building the {bench} bench"))?;

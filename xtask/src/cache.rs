@@ -52,8 +52,7 @@ impl Entry {
             return Err(err);
         }
         let _ = fs::remove_dir_all(&self.dir);
-        fs::rename(&staging, &self.dir)
-            .with_context(|| format!("publishing {}", self.dir.display()))?;
+        fs::rename(&staging, &self.dir).with_context(|| format!("publishing {}", self.dir.display()))?;
         Ok(())
     }
 }

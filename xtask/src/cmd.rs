@@ -7,9 +7,7 @@ use anyhow::{bail, Context, Result};
 
 /// Runs `cmd` to completion; fails naming `step` and the exit status.
 pub fn run(step: &str, cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("{step}: could not start {:?}", cmd.get_program()))?;
+    let status = cmd.status().with_context(|| format!("{step}: could not start {:?}", cmd.get_program()))?;
     if !status.success() {
         bail!("{step} failed ({status})");
     }

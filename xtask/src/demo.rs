@@ -16,9 +16,14 @@ pub fn run(_args: &[String]) -> Result<ExitCode> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     cmd::run(
         "building the boot example",
-        Command::new(cargo)
-            .current_dir(paths::workspace())
-            .args(["build", "--quiet", "--package", "aci-vmm", "--example", "boot"]),
+        Command::new(cargo).current_dir(paths::workspace()).args([
+            "build",
+            "--quiet",
+            "--package",
+            "aci-vmm",
+            "--example",
+            "boot",
+        ]),
     )?;
     let boot = paths::target().join("debug/examples/boot");
     let argv: Vec<String> = vec![

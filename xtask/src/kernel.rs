@@ -45,7 +45,9 @@ pub fn build() -> Result<Kernel> {
     if entry.is_complete(&outputs) {
         return Ok(kernel);
     }
-    eprintln!("xtask guest: building the guest kernel ({SOURCE_PACKAGE} {version}, key {key}); this takes minutes");
+    eprintln!(
+        "xtask guest: building the guest kernel ({SOURCE_PACKAGE} {version}, key {key}); this takes minutes"
+    );
     let tree = unpacked_tree(&root, &version)?;
     configure(&tree, &fragment_path, &String::from_utf8_lossy(&fragment))?;
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -92,7 +94,8 @@ fn unpacked_tree(root: &Path, version: &str) -> Result<PathBuf> {
     );
     if let Err(err) = unpacked {
         let _ = fs::remove_dir_all(&staging);
-        return Err(err.context(format!("{TARBALL} could not be unpacked: is it corrupt? reinstall {SOURCE_PACKAGE}")));
+        return Err(err
+            .context(format!("{TARBALL} could not be unpacked: is it corrupt? reinstall {SOURCE_PACKAGE}")));
     }
     if !staging.join("Makefile").is_file() {
         let _ = fs::remove_dir_all(&staging);

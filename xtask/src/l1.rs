@@ -72,9 +72,7 @@ impl RunOptions {
 }
 
 fn number(value: Option<&String>, flag: &str) -> Result<u64> {
-    value
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("{flag} needs a number"))
+    value.and_then(|v| v.parse().ok()).with_context(|| format!("{flag} needs a number"))
 }
 
 /// Runs `argv` with real KVM and returns its exit status.
@@ -85,7 +83,9 @@ pub fn run(argv: &[String], options: &RunOptions) -> Result<i32> {
     let host = KvmHost::detect();
     if host.is_hardware() && !options.force_l1 {
         eprintln!("xtask l1: the host has hardware KVM; running the command directly");
-        let status = Command::new(&argv[0]).args(&argv[1..]).status()
+        let status = Command::new(&argv[0])
+            .args(&argv[1..])
+            .status()
             .with_context(|| format!("starting {}", argv[0]))?;
         return Ok(status.code().unwrap_or(128));
     }
@@ -123,9 +123,7 @@ impl RunDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = paths::workspace()
-            .join("target/l1")
-            .join(format!("run-{}-{nanos:x}", std::process::id()));
+        let path = paths::workspace().join("target/l1").join(format!("run-{}-{nanos:x}", std::process::id()));
         fs::create_dir_all(&path)?;
         let cwd = std::env::current_dir()?;
         let mut script = String::from("# written by cargo xtask l1\n");
@@ -180,7 +178,8 @@ impl Drop for Qemu {
 
 fn qemu_command(image: &l1_image::L1Image, run: &Path, options: &RunOptions) -> Result<Command> {
     let work = paths::workspace();
-    let nohold = if std::env::var_os("ACI_L1_HOLD_KVM").is_some_and(|v| v == "0") { " aci.nohold" } else { "" };
+    let nohold =
+        if std::env::var_os("ACI_L1_HOLD_KVM").is_some_and(|v| v == "0") { " aci.nohold" } else { "" };
     let cache = paths::cache();
     std::fs::create_dir_all(&cache)?;
     for p in [&work, run, &cache] {
@@ -218,7 +217,10 @@ fn qemu_command(image: &l1_image::L1Image, run: &Path, options: &RunOptions) -> 
         .arg(format!("local,id=work,path={},security_model=passthrough,multidevs=remap", work.display()))
         .args(["-device", "virtio-9p-pci,fsdev=work,mount_tag=work"])
         .arg("-fsdev")
-        .arg(format!("local,id=cache,path={},security_model=none,readonly=on,multidevs=remap", cache.display()))
+        .arg(format!(
+            "local,id=cache,path={},security_model=none,readonly=on,multidevs=remap",
+            cache.display()
+        ))
         .args(["-device", "virtio-9p-pci,fsdev=cache,mount_tag=cache"]);
     Ok(c)
 }
@@ -239,7 +241,9 @@ fn boot_and_run(image: &l1_image::L1Image, run: &RunDir, options: &RunOptions) -
         });
     }
     let started = Instant::now();
-    let mut qemu = Qemu(command.spawn().map_err(|e| boot(anyhow::Error::new(e).context("starting qemu-system-x86_64")))?);
+    let mut qemu = Qemu(
+        command.spawn().map_err(|e| boot(anyhow::Error::new(e).context("starting qemu-system-x86_64")))?,
+    );
     let console = run.path.join("console.log");
     let mut output = Tail::new(run.path.join("output.log"));
     let mut ready_at = None;
@@ -251,7 +255,8 @@ fn boot_and_run(image: &l1_image::L1Image, run: &RunDir, options: &RunOptions) -
             eprintln!("xtask l1: L1 ready after {:.1} s", started.elapsed().as_secs_f64());
         }
         if let Some(sign) = WEDGED.iter().find(|w| console_text.contains(*w)) {
-            let err = anyhow::anyhow!("L1's kernel is wedged ({sign}); console tail:\n{}", console_tail(&run.path));
+            let err =
+                anyhow::anyhow!("L1's kernel is wedged ({sign}); console tail:\n{}", console_tail(&run.path));
             return Err(if ready_at.is_none() { boot(err) } else { Failure::Run(err) });
         }
         let exited = qemu.0.try_wait().map_err(|e| Failure::Run(e.into()))?;
@@ -294,7 +299,8 @@ fn boot_and_run(image: &l1_image::L1Image, run: &RunDir, options: &RunOptions) -
             console_tail(&run.path)
         ))
     })?;
-    let status: i32 = status.trim().parse().map_err(|_| Failure::Run(anyhow::anyhow!("unreadable status {status:?}")))?;
+    let status: i32 =
+        status.trim().parse().map_err(|_| Failure::Run(anyhow::anyhow!("unreadable status {status:?}")))?;
     eprintln!("xtask l1: command exited with status {status}; L1 total {:.1} s", total.as_secs_f64());
     Ok(status)
 }

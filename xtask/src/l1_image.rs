@@ -70,7 +70,8 @@ pub fn ensure() -> Result<L1Image> {
 /// The concrete kernel package behind the `linux-image-amd64` metapackage, and its version.
 fn kernel_package() -> Result<(String, String)> {
     let resolve = || -> Result<(String, String)> {
-        let deps = cmd::output("apt-cache depends", Command::new("apt-cache").args(["depends", META_PACKAGE]))?;
+        let deps =
+            cmd::output("apt-cache depends", Command::new("apt-cache").args(["depends", META_PACKAGE]))?;
         let package = deps
             .lines()
             .filter_map(|l| l.trim().strip_prefix("Depends: "))
@@ -185,7 +186,12 @@ fn load_order(modules_dep: &str, wanted: &[&str]) -> Result<Vec<String>> {
     }
     let mut order = Vec::new();
     let mut seen = HashSet::new();
-    fn visit(m: &str, deps: &BTreeMap<String, Vec<String>>, seen: &mut HashSet<String>, order: &mut Vec<String>) {
+    fn visit(
+        m: &str,
+        deps: &BTreeMap<String, Vec<String>>,
+        seen: &mut HashSet<String>,
+        order: &mut Vec<String>,
+    ) {
         if !seen.insert(m.to_owned()) {
             return;
         }

@@ -27,7 +27,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask <setup | guest | l1 [--timeout SECS] -- CMD... | test | demo | bench [boot|images]>";
+const USAGE: &str =
+    "usage: cargo xtask <setup | guest | l1 [--timeout SECS] -- CMD... | test | demo | bench [boot|images]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

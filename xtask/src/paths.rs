@@ -10,16 +10,12 @@ pub fn workspace() -> PathBuf {
 
 /// The cargo target directory of the workspace.
 pub fn target() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
 }
 
 /// The directory guest artifacts are published to (`vmlinux`, `bzImage`, `initramfs.cpio.gz`).
 pub fn guest_out() -> PathBuf {
-    std::env::var_os("ACI_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target().join("guest"))
+    std::env::var_os("ACI_GUEST_DIR").map(PathBuf::from).unwrap_or_else(|| target().join("guest"))
 }
 
 /// The machine-wide cache for expensive artifacts (kernels, L1 images), shared by clones.

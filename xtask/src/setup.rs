@@ -44,8 +44,7 @@ fn installed(package: &str) -> bool {
 
 /// Installs the missing packages of [`PACKAGES`]; a no-op when all are present.
 pub fn ensure() -> Result<()> {
-    let missing: Vec<&str> =
-        PACKAGES.iter().map(|(p, _)| *p).filter(|p| !installed(p)).collect();
+    let missing: Vec<&str> = PACKAGES.iter().map(|(p, _)| *p).filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }

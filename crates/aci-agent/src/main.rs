@@ -74,9 +74,7 @@ fn main() {
 
 /// The value of `key=value` on the kernel command line.
 fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+    cmdline.split_whitespace().find_map(|w| w.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
 }
 
 /// Serves the host over vsock (when the VM has a vsock device) on a background thread;

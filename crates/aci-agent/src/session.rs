@@ -68,10 +68,16 @@ fn answer(payload: &[u8], greeted: &mut bool) -> (Response, Next) {
                 return (refuse(id, RemoteErrorKind::VersionMismatch, msg), Next::Close);
             }
             *greeted = true;
-            let reply = Reply::Hello { protocol, agent: env!("CARGO_PKG_VERSION").to_owned(), uptime_ms: uptime_ms() };
+            let reply = Reply::Hello {
+                protocol,
+                agent: env!("CARGO_PKG_VERSION").to_owned(),
+                uptime_ms: uptime_ms(),
+            };
             (Response { id, result: Ok(reply) }, Next::Serve)
         }
-        _ if !*greeted => (refuse(id, RemoteErrorKind::HelloRequired, "send hello first".into()), Next::Close),
+        _ if !*greeted => {
+            (refuse(id, RemoteErrorKind::HelloRequired, "send hello first".into()), Next::Close)
+        }
         Call::Ping => (Response { id, result: Ok(Reply::Pong) }, Next::Serve),
         Call::Shutdown => (Response { id, result: Ok(Reply::ShuttingDown) }, Next::PowerOff),
     }
@@ -126,7 +132,9 @@ mod tests {
         let (host, mut guest) = UnixStream::pair().unwrap();
         let handle = std::thread::spawn(move || serve(&mut guest).unwrap());
         let mut raw = host;
-        Frame::control(FrameKind::Call, br#"{"id":9,"call":{"call":"teleport"}}"#.to_vec()).write_to(&mut raw).unwrap();
+        Frame::control(FrameKind::Call, br#"{"id":9,"call":{"call":"teleport"}}"#.to_vec())
+            .write_to(&mut raw)
+            .unwrap();
         let reply = Frame::read_from(&mut raw).unwrap();
         let resp: Response = serde_json::from_slice(&reply.payload).unwrap();
         assert_eq!(resp.id, 9);

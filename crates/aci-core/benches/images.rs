@@ -17,10 +17,7 @@ use aci_core::images::{ImageStore, ImageStoreConfig, PullPolicy};
 use aci_testkit::{require_tools, OciLayout, PlatformSpec, Registry, TarLayer};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Four gzip layers of 256 KiB files; odd files random, even files repetitive text.
@@ -77,10 +74,7 @@ fn main() {
     if !require_tools("images bench", &tools) {
         return;
     }
-    let (mb, runs) = (
-        env_usize("ACI_BENCH_MB", 200),
-        env_usize("ACI_BENCH_RUNS", 3).max(1),
-    );
+    let (mb, runs) = (env_usize("ACI_BENCH_MB", 200), env_usize("ACI_BENCH_RUNS", 3).max(1));
     let reg = Registry::start();
     push_image(&reg, mb);
     let reference = format!("{}/bench/img:1", reg.host());
@@ -97,18 +91,15 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let store = new_store(dir.path());
         aci_pull.push(timed(|| {
-            rt.block_on(store.pull(&reference, &[], PullPolicy::Always))
-                .unwrap();
+            rt.block_on(store.pull(&reference, &[], PullPolicy::Always)).unwrap();
         }));
         let dir = tempfile::tempdir().unwrap();
         let store = new_store(dir.path());
         aci_cold.push(timed(|| {
-            rt.block_on(store.prepare(&reference, &[], PullPolicy::Always))
-                .unwrap();
+            rt.block_on(store.prepare(&reference, &[], PullPolicy::Always)).unwrap();
         }));
         aci_warm.push(timed(|| {
-            rt.block_on(store.prepare(&reference, &[], PullPolicy::IfNotPresent))
-                .unwrap();
+            rt.block_on(store.prepare(&reference, &[], PullPolicy::IfNotPresent)).unwrap();
         }));
 
         let dir = tempfile::tempdir().unwrap();
@@ -148,15 +139,7 @@ fn main() {
         None => println!("{name:<34} aci {:>8.3}s", aci.as_secs_f64()),
     };
     println!("images bench: {mb} MB image, 4 gzip layers, median of {runs} runs");
-    row(
-        "pull vs skopeo copy",
-        median(aci_pull),
-        Some(median(sk_pull)),
-    );
-    row(
-        "pull+unpack+erofs vs skopeo+umoci",
-        median(aci_cold),
-        Some(median(sk_cold)),
-    );
+    row("pull vs skopeo copy", median(aci_pull), Some(median(sk_pull)));
+    row("pull+unpack+erofs vs skopeo+umoci", median(aci_cold), Some(median(sk_cold)));
     row("warm prepare (cache hit)", median(aci_warm), None);
 }

@@ -26,22 +26,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => reference = Some(a),
         }
     }
-    let reference =
-        reference.ok_or("usage: pull_progress REFERENCE [--insecure HOST] [--state DIR]")?;
+    let reference = reference.ok_or("usage: pull_progress REFERENCE [--insecure HOST] [--state DIR]")?;
     let registry = ImageRef::parse(&reference)?.registry().to_string();
-    let credentials: Vec<RegistryCredential> = match (
-        std::env::var("ACI_REGISTRY_USERNAME"),
-        std::env::var("ACI_REGISTRY_PASSWORD"),
-    ) {
-        (Ok(username), Ok(password)) => {
-            vec![RegistryCredential {
-                server: registry,
-                username,
-                password,
-            }]
-        }
-        _ => Vec::new(),
-    };
+    let credentials: Vec<RegistryCredential> =
+        match (std::env::var("ACI_REGISTRY_USERNAME"), std::env::var("ACI_REGISTRY_PASSWORD")) {
+            (Ok(username), Ok(password)) => {
+                vec![RegistryCredential { server: registry, username, password }]
+            }
+            _ => Vec::new(),
+        };
 
     let mut config = ImageStoreConfig::new(state);
     config.insecure_registries = insecure;
@@ -66,16 +59,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     });
-    let disk = store
-        .prepare(&reference, &credentials, PullPolicy::IfNotPresent)
-        .await?;
+    let disk = store.prepare(&reference, &credentials, PullPolicy::IfNotPresent).await?;
     drop(store);
     let _ = bars.await;
     println!("disk:        {}", disk.path.display());
-    println!(
-        "entrypoint:  {:?}  cmd: {:?}",
-        disk.config.entrypoint, disk.config.cmd
-    );
+    println!("entrypoint:  {:?}  cmd: {:?}", disk.config.entrypoint, disk.config.cmd);
     println!("env:         {:?}", disk.config.env);
     for w in &disk.warnings {
         println!("warning:     {w}");

@@ -12,16 +12,10 @@ async fn partial_files_are_resumed_or_rejected() {
         return;
     }
     let reg = Registry::start();
-    let data: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i.wrapping_mul(40_503) >> 5) as u8)
-        .collect();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(40_503) >> 5) as u8).collect();
     let layer = TarLayer::new().file("data", &data, 0o644).zstd();
     let mut layout = OciLayout::new();
-    let m = layout.add_image(
-        json!({}),
-        std::slice::from_ref(&layer),
-        &PlatformSpec::new("linux", "amd64"),
-    );
+    let m = layout.add_image(json!({}), std::slice::from_ref(&layer), &PlatformSpec::new("linux", "amd64"));
     layout.tag("t", &m);
     reg.push_oci(layout.path(), "t", "resume/img:1");
     let digest = aci_testkit::sha256_digest(&layer.data);
@@ -37,10 +31,7 @@ async fn partial_files_are_resumed_or_rejected() {
 
     // Complete but uncommitted (killed between the last byte and the rename): no request.
     std::fs::write(&partial, &layer.data).unwrap();
-    store
-        .pull(&reference, &[], PullPolicy::Always)
-        .await
-        .unwrap();
+    store.pull(&reference, &[], PullPolicy::Always).await.unwrap();
     assert_eq!(gets(), 0);
     assert!(store.remove(&reference).await.unwrap());
     store.gc().await.unwrap();
@@ -49,22 +40,14 @@ async fn partial_files_are_resumed_or_rejected() {
     let mut bad = layer.data.clone();
     bad[10] ^= 1;
     std::fs::write(&partial, &bad).unwrap();
-    let err = store
-        .pull(&reference, &[], PullPolicy::Always)
-        .await
-        .unwrap_err();
+    let err = store.pull(&reference, &[], PullPolicy::Always).await.unwrap_err();
     assert!(
         matches!(&err, ImageError::Blob(BlobError::DigestMismatch { digest: d, .. }) if *d == digest),
         "{err:?}"
     );
     assert!(!partial.exists());
     // ...so the next pull starts over and succeeds.
-    store
-        .pull(&reference, &[], PullPolicy::Always)
-        .await
-        .unwrap();
+    store.pull(&reference, &[], PullPolicy::Always).await.unwrap();
     assert_eq!(gets(), 1);
-    assert!(reg
-        .log()
-        .contains(&format!("{digest} HTTP/1.1\" 206 {}", layer.data.len())));
+    assert!(reg.log().contains(&format!("{digest} HTTP/1.1\" 206 {}", layer.data.len())));
 }

@@ -78,9 +78,7 @@ fn agent_refuses_another_protocol_version_by_name() {
         n += std::io::Read::read(&mut stream, &mut ok[n..]).unwrap();
     }
     let mut future = Channel::new(stream);
-    let err = future
-        .call(Call::Hello { protocol: PROTOCOL_VERSION + 1, host: "future".into() })
-        .unwrap_err();
+    let err = future.call(Call::Hello { protocol: PROTOCOL_VERSION + 1, host: "future".into() }).unwrap_err();
     assert!(matches!(err, ChannelError::VersionMismatch(_)), "{err}");
     let message = err.to_string();
     assert!(message.contains(&PROTOCOL_VERSION.to_string()), "{message}");

@@ -35,8 +35,7 @@ fn unknown_field_names_its_path_in_yaml() {
     assert!(message.contains("unknown field `imagee`"), "{message}");
     let err = ContainerGroup::from_yaml_str(&text).unwrap_err();
     assert!(
-        err.to_string()
-            .starts_with("properties.containers[0].properties.imagee: unknown field"),
+        err.to_string().starts_with("properties.containers[0].properties.imagee: unknown field"),
         "{err}"
     );
 }
@@ -44,35 +43,18 @@ fn unknown_field_names_its_path_in_yaml() {
 #[test]
 fn unknown_field_names_its_path_in_json() {
     let group = ContainerGroup::from_yaml_str(YAML).unwrap();
-    let json = group
-        .to_json_string()
-        .unwrap()
-        .replace("\"cpu\"", "\"cpus\"");
+    let json = group.to_json_string().unwrap().replace("\"cpu\"", "\"cpus\"");
     let (path, message) = parse_error(ContainerGroup::from_json_str(&json));
-    assert_eq!(
-        path,
-        "properties.containers[0].properties.resources.requests.cpus"
-    );
-    assert!(
-        message.contains("line"),
-        "JSON errors keep line and column: {message}"
-    );
+    assert_eq!(path, "properties.containers[0].properties.resources.requests.cpus");
+    assert!(message.contains("line"), "JSON errors keep line and column: {message}");
 }
 
 #[test]
 fn unknown_fields_are_rejected_at_every_level() {
     let cases = [
         ("name: demo", "name: demo\nextra: 1", "extra"),
-        (
-            "  containers:",
-            "  restartPolicyy: Never\n  containers:",
-            "properties.restartPolicyy",
-        ),
-        (
-            "  - name: app",
-            "  - name: app\n    label: x",
-            "properties.containers[0].label",
-        ),
+        ("  containers:", "  restartPolicyy: Never\n  containers:", "properties.restartPolicyy"),
+        ("  - name: app", "  - name: app\n    label: x", "properties.containers[0].label"),
         (
             "{cpu: 1, memoryInGB: 1.5}",
             "{cpu: 1, memoryInGB: 1.5, disk: 3}",
@@ -87,45 +69,30 @@ fn unknown_fields_are_rejected_at_every_level() {
 
 #[test]
 fn wrong_types_and_values_name_their_path() {
-    let with_ports =
-        format!("{YAML}  ipAddress:\n    type: Public\n    ports:\n    - port: PORT\n");
-    let (path, message) = parse_error(ContainerGroup::from_yaml_str(
-        &with_ports.replace("PORT", "eighty"),
-    ));
+    let with_ports = format!("{YAML}  ipAddress:\n    type: Public\n    ports:\n    - port: PORT\n");
+    let (path, message) = parse_error(ContainerGroup::from_yaml_str(&with_ports.replace("PORT", "eighty")));
     assert_eq!(path, "properties.ipAddress.ports[0].port");
     assert!(message.contains("expected an integer"), "{message}");
-    let (path, message) = parse_error(ContainerGroup::from_yaml_str(
-        &with_ports.replace("PORT", "70000"),
-    ));
+    let (path, message) = parse_error(ContainerGroup::from_yaml_str(&with_ports.replace("PORT", "70000")));
     assert_eq!(path, "properties.ipAddress.ports[0].port");
     assert!(message.contains("out of range"), "{message}");
 
     let text = YAML.replace("  containers:", "  restartPolicy: Sometimes\n  containers:");
     let (path, message) = parse_error(ContainerGroup::from_yaml_str(&text));
     assert_eq!(path, "properties.restartPolicy");
-    assert!(
-        message.contains("expected one of Always, OnFailure, Never"),
-        "{message}"
-    );
+    assert!(message.contains("expected one of Always, OnFailure, Never"), "{message}");
 
-    let (path, message) = parse_error(ContainerGroup::from_yaml_str(
-        &YAML.replace("      image: nginx\n", ""),
-    ));
+    let (path, message) =
+        parse_error(ContainerGroup::from_yaml_str(&YAML.replace("      image: nginx\n", "")));
     assert_eq!(path, "properties.containers[0].properties");
     assert!(message.contains("missing field `image`"), "{message}");
 }
 
 #[test]
 fn enums_and_numbers_are_read_as_leniently_as_aci() {
-    let text = YAML.replace(
-        "  containers:",
-        "  restartPolicy: onfailure\n  osType: linux\n  containers:",
-    )
+    let text = YAML.replace("  containers:", "  restartPolicy: onfailure\n  osType: linux\n  containers:")
         + "  ipAddress:\n    type: public\n    ports:\n    - protocol: udp\n      port: '53'\n";
-    let text = text.replace(
-        "{cpu: 1, memoryInGB: 1.5}",
-        "{cpu: '0.5', memoryInGb: \"2\"}",
-    );
+    let text = text.replace("{cpu: 1, memoryInGB: 1.5}", "{cpu: '0.5', memoryInGb: \"2\"}");
     let group = ContainerGroup::from_yaml_str(&text).unwrap();
     assert_eq!(group.properties.restart_policy, RestartPolicy::OnFailure);
     let ip = group.properties.ip_address.as_ref().unwrap();
@@ -167,25 +134,16 @@ fn file_errors_name_the_file() {
     let err = ContainerGroup::from_path(&bad).unwrap_err();
     assert!(err.to_string().contains("group.yml"), "{err}");
     let source = err.source().unwrap().to_string();
-    assert!(
-        source.starts_with("properties.containers[0].properties.imagee"),
-        "{source}"
-    );
+    assert!(source.starts_with("properties.containers[0].properties.imagee"), "{source}");
 
     let missing = dir.join("missing.json");
     let err = ContainerGroup::from_path(&missing).unwrap_err();
-    assert!(
-        matches!(err, LoadError::Read { .. }) && err.to_string().contains("missing.json"),
-        "{err}"
-    );
+    assert!(matches!(err, LoadError::Read { .. }) && err.to_string().contains("missing.json"), "{err}");
 
     let text = dir.join("group.txt");
     std::fs::write(&text, YAML).unwrap();
     let err = ContainerGroup::from_path(&text).unwrap_err();
-    assert!(
-        matches!(err, LoadError::UnknownFormat { .. }) && err.to_string().contains("group.txt"),
-        "{err}"
-    );
+    assert!(matches!(err, LoadError::UnknownFormat { .. }) && err.to_string().contains("group.txt"), "{err}");
 
     let good = dir.join("GROUP.YAML");
     std::fs::write(&good, YAML).unwrap();

@@ -10,25 +10,16 @@ use aci_core::spec::{
     VolumeKind,
 };
 
-const SAMPLES: &[&str] = &[
-    "volume-emptydir-1.json",
-    "volume-gitrepo-1.json",
-    "volume-gitrepo-2.json",
-    "volume-secret-2.json",
-];
+const SAMPLES: &[&str] =
+    &["volume-emptydir-1.json", "volume-gitrepo-1.json", "volume-gitrepo-2.json", "volume-secret-2.json"];
 
 fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/aci-samples")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/aci-samples").join(name)
 }
 
 fn load(name: &str) -> ContainerGroup {
     ContainerGroup::from_path(sample(name)).unwrap_or_else(|e| {
-        panic!(
-            "{name}: {e} ({:?})",
-            std::error::Error::source(&e).map(ToString::to_string)
-        )
+        panic!("{name}: {e} ({:?})", std::error::Error::source(&e).map(ToString::to_string))
     })
 }
 
@@ -41,10 +32,7 @@ fn every_sample_loads_unchanged_and_validates() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     found.sort();
-    assert_eq!(
-        found, SAMPLES,
-        "a sample was added or removed: list it here"
-    );
+    assert_eq!(found, SAMPLES, "a sample was added or removed: list it here");
 
     for name in SAMPLES {
         let group = load(name);
@@ -52,39 +40,17 @@ fn every_sample_loads_unchanged_and_validates() {
             panic!("{name}: {errors}");
         }
         assert_eq!(group.properties.os_type, OsType::Linux, "{name}");
-        assert_eq!(
-            group.properties.restart_policy,
-            RestartPolicy::Always,
-            "{name}"
-        );
-        assert_eq!(
-            group.location.as_deref(),
-            Some(LoadOptions::LOCAL_LOCATION),
-            "{name}"
-        );
+        assert_eq!(group.properties.restart_policy, RestartPolicy::Always, "{name}");
+        assert_eq!(group.location.as_deref(), Some(LoadOptions::LOCAL_LOCATION), "{name}");
         let ip = group.properties.ip_address.as_ref().unwrap();
         assert_eq!(ip.kind, IpAddressType::Public);
         assert_eq!(ip.ports.len(), 1);
-        assert_eq!(
-            (ip.ports[0].port, ip.ports[0].protocol()),
-            (80, Protocol::Tcp),
-            "\"80\" and tcp"
-        );
+        assert_eq!((ip.ports[0].port, ip.ports[0].protocol()), (80, Protocol::Tcp), "\"80\" and tcp");
         let app = &group.properties.containers[0];
-        assert_eq!(
-            app.name, "aci-tutorial-app",
-            "[variables('container1name')]"
-        );
-        assert_eq!(
-            app.properties.resources.requests.memory_in_gb, 1.5,
-            "memoryInGb"
-        );
+        assert_eq!(app.name, "aci-tutorial-app", "[variables('container1name')]");
+        assert_eq!(app.properties.resources.requests.memory_in_gb, 1.5, "memoryInGb");
         assert_eq!(app.properties.resources.requests.cpu, 1.0);
-        assert_eq!(
-            app.properties.resources.cpu_limit(),
-            1.0,
-            "the limit defaults to the request"
-        );
+        assert_eq!(app.properties.resources.cpu_limit(), 1.0, "the limit defaults to the request");
     }
 }
 
@@ -93,50 +59,27 @@ fn samples_carry_their_details() {
     let empty = load("volume-emptydir-1.json");
     assert_eq!(empty.name, "volume-demo-emptydir");
     assert_eq!(empty.api_version.as_deref(), Some("2021-03-01"));
-    let names: Vec<&str> = empty
-        .properties
-        .containers
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let names: Vec<&str> = empty.properties.containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["aci-tutorial-app", "aci-tutorial-sidecar"]);
     assert_eq!(
         empty.properties.containers[1].properties.image,
         "mcr.microsoft.com/azuredocs/aci-tutorial-sidecar"
     );
-    assert!(matches!(
-        empty.properties.volumes[0].kind(),
-        Some(VolumeKind::EmptyDir(_))
-    ));
+    assert!(matches!(empty.properties.volumes[0].kind(), Some(VolumeKind::EmptyDir(_))));
     assert_eq!(empty.total_cpu(), 2.0);
     assert_eq!(empty.total_memory_in_gb(), 3.0);
 
     let git = load("volume-gitrepo-2.json");
     assert_eq!(git.api_version.as_deref(), Some("2018-02-01-preview"));
     let repo2 = git.properties.volumes[1].git_repo.as_ref().unwrap();
-    assert_eq!(
-        repo2.directory.as_deref(),
-        Some("my-custom-clone-directory")
-    );
-    assert_eq!(
-        repo2.revision.as_deref(),
-        Some("d5ccfcedc0d81f7ca5e3dbe6e5a7705b579101f1")
-    );
-    assert_eq!(
-        git.properties.containers[0].properties.image,
-        "microsoft/aci-helloworld:latest"
-    );
+    assert_eq!(repo2.directory.as_deref(), Some("my-custom-clone-directory"));
+    assert_eq!(repo2.revision.as_deref(), Some("d5ccfcedc0d81f7ca5e3dbe6e5a7705b579101f1"));
+    assert_eq!(git.properties.containers[0].properties.image, "microsoft/aci-helloworld:latest");
 
     let secret = load("volume-secret-2.json");
     let files = secret.properties.volumes[0].secret.as_ref().unwrap();
-    assert_eq!(
-        files["mysecret1"].expose(),
-        Some("TXkgZmlyc3Qgc2VjcmV0IEZPTwo=")
-    );
-    assert_eq!(
-        files["mysecret2"].expose(),
-        Some("TXkgc2Vjb25kIHNlY3JldCBCQVIK")
-    );
+    assert_eq!(files["mysecret1"].expose(), Some("TXkgZmlyc3Qgc2VjcmV0IEZPTwo="));
+    assert_eq!(files["mysecret2"].expose(), Some("TXkgc2Vjb25kIHNlY3JldCBCQVIK"));
 }
 
 #[test]
@@ -167,10 +110,7 @@ fn samples_round_trip_through_json_and_yaml() {
 #[test]
 fn resource_group_location_is_configurable() {
     let text = std::fs::read_to_string(sample("volume-gitrepo-1.json")).unwrap();
-    let options = LoadOptions {
-        resource_group_location: "westeurope".into(),
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions { resource_group_location: "westeurope".into(), ..LoadOptions::default() };
     let group = ContainerGroup::from_str_as(&text, Format::Json, &options).unwrap();
     assert_eq!(group.location.as_deref(), Some("westeurope"));
 }
@@ -210,25 +150,16 @@ fn template_parameters_use_given_values_then_defaults() {
     let options = LoadOptions::default().parameter("cpu", 2);
     let group = ContainerGroup::from_str_as(&text, Format::Json, &options).unwrap();
     assert_eq!(group.name, "web");
-    assert_eq!(
-        group.location.as_deref(),
-        Some("local"),
-        "a default that is itself an expression"
-    );
+    assert_eq!(group.location.as_deref(), Some("local"), "a default that is itself an expression");
     let app = &group.properties.containers[0].properties;
     assert_eq!(app.image, "docker.io/library/nginx:1.27");
     assert_eq!(app.command, ["[literal]"], "`[[` escapes a literal bracket");
     assert_eq!(app.resources.requests.cpu, 2.0);
     group.validate().unwrap();
 
-    let options = LoadOptions::default()
-        .parameter("cpu", 1)
-        .parameter("image", "example.org/app:2");
+    let options = LoadOptions::default().parameter("cpu", 1).parameter("image", "example.org/app:2");
     let group = ContainerGroup::from_str_as(&text, Format::Json, &options).unwrap();
-    assert_eq!(
-        group.properties.containers[0].properties.image,
-        "example.org/app:2"
-    );
+    assert_eq!(group.properties.containers[0].properties.image, "example.org/app:2");
 }
 
 #[test]
@@ -243,18 +174,8 @@ fn template_expression_errors_name_the_field() {
     for (expression, reason) in cases {
         let text = TEMPLATE.replace("\"CPU\"", &format!("\"{expression}\""));
         let err = ContainerGroup::from_json_str(&text).unwrap_err();
-        let LoadError::Expression {
-            path,
-            expression: got,
-            ..
-        } = &err
-        else {
-            panic!("{expression}: {err}")
-        };
-        assert_eq!(
-            path,
-            "resources[1].properties.containers[0].properties.resources.requests.cpu"
-        );
+        let LoadError::Expression { path, expression: got, .. } = &err else { panic!("{expression}: {err}") };
+        assert_eq!(path, "resources[1].properties.containers[0].properties.resources.requests.cpu");
         assert_eq!(got, expression);
         assert!(err.to_string().contains(reason), "{err}");
     }
@@ -262,13 +183,9 @@ fn template_expression_errors_name_the_field() {
 
 #[test]
 fn template_errors_inside_the_resource_carry_its_index() {
-    let text = TEMPLATE
-        .replace("\"CPU\"", "1")
-        .replace("\"osType\"", "\"osTypo\"");
+    let text = TEMPLATE.replace("\"CPU\"", "1").replace("\"osType\"", "\"osTypo\"");
     let err = ContainerGroup::from_json_str(&text).unwrap_err();
-    let LoadError::Parse { path, message } = &err else {
-        panic!("{err}")
-    };
+    let LoadError::Parse { path, message } = &err else { panic!("{err}") };
     assert_eq!(path, "resources[1].properties.osTypo");
     assert!(message.contains("unknown field `osTypo`"), "{message}");
 }
@@ -276,10 +193,7 @@ fn template_errors_inside_the_resource_carry_its_index() {
 #[test]
 fn templates_need_exactly_one_container_group() {
     let none = r#"{"$schema": "x", "resources": []}"#;
-    assert!(matches!(
-        ContainerGroup::from_json_str(none),
-        Err(LoadError::NoContainerGroup)
-    ));
+    assert!(matches!(ContainerGroup::from_json_str(none), Err(LoadError::NoContainerGroup)));
 
     let one = r#"{"type": "Microsoft.ContainerInstance/containerGroups", "name": "a", "properties": {"containers": []}}"#;
     let two = format!(r#"{{"resources": [{one}, {one}]}}"#);

@@ -18,8 +18,7 @@ const SECRETS: &[&str] = &[
 ];
 
 fn full() -> ContainerGroup {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/yaml/reference-full.yaml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/yaml/reference-full.yaml");
     ContainerGroup::from_path(path).unwrap()
 }
 
@@ -51,10 +50,7 @@ fn the_runtime_can_read_every_secret() {
     let mut read = vec![
         props.init_containers[0].properties.environment_variables[1].effective_value(),
         web.environment_variables[1].effective_value(),
-        props.image_registry_credentials[0]
-            .password
-            .as_ref()
-            .and_then(Secret::expose),
+        props.image_registry_credentials[0].password.as_ref().and_then(Secret::expose),
         props.volumes[1]
             .azure_file
             .as_ref()
@@ -66,14 +62,7 @@ fn the_runtime_can_read_every_secret() {
             .and_then(|d| d.log_analytics.as_ref())
             .and_then(|l| l.workspace_key.expose()),
     ];
-    read.extend(
-        props.volumes[2]
-            .secret
-            .as_ref()
-            .unwrap()
-            .values()
-            .map(Secret::expose),
-    );
+    read.extend(props.volumes[2].secret.as_ref().unwrap().values().map(Secret::expose));
     let read: Vec<&str> = read.into_iter().map(Option::unwrap).collect();
     assert_eq!(read, SECRETS);
 }
@@ -84,11 +73,7 @@ fn secrets_read_back_are_withheld_and_rejected() {
     group.validate().unwrap();
     let again = ContainerGroup::from_yaml_str(&group.to_yaml_string().unwrap()).unwrap();
     let web = &again.properties.containers[0].properties;
-    assert!(web.environment_variables[1]
-        .secure_value
-        .as_ref()
-        .unwrap()
-        .is_withheld());
+    assert!(web.environment_variables[1].secure_value.as_ref().unwrap().is_withheld());
     assert_eq!(web.environment_variables[1].effective_value(), None);
     assert_eq!(web.environment_variables[0].effective_value(), Some("info"));
 
@@ -111,16 +96,10 @@ fn secrets_read_back_are_withheld_and_rejected() {
 fn builder_secrets_are_redacted_too() {
     let group = ContainerGroup::builder("s")
         .container(
-            Container::new("app", "nginx")
-                .secure_env("TOKEN", "builder-secret")
-                .volume_mount("s", "/s"),
+            Container::new("app", "nginx").secure_env("TOKEN", "builder-secret").volume_mount("s", "/s"),
         )
         .volume(Volume::secret("s", [("key", "YnVpbGRlci1maWxl")]))
-        .image_registry_credential(ImageRegistryCredential::new(
-            "r.example",
-            "u",
-            "builder-password",
-        ))
+        .image_registry_credential(ImageRegistryCredential::new("r.example", "u", "builder-password"))
         .build()
         .unwrap();
     let text = format!("{group:?}{}", group.to_json_string().unwrap());
@@ -128,8 +107,5 @@ fn builder_secrets_are_redacted_too() {
         assert!(!text.contains(secret), "{secret} leaked");
     }
     let secret = Secret::new("x");
-    assert_eq!(
-        format!("{secret} {secret:?}"),
-        "<redacted> Secret(<redacted>)"
-    );
+    assert_eq!(format!("{secret} {secret:?}"), "<redacted> Secret(<redacted>)");
 }

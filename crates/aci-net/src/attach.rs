@@ -28,9 +28,7 @@ pub struct Attachment {
 impl NetworkManager {
     /// Groups holding an address on `network`.
     pub fn leased_groups(&self, network: &str) -> Result<Vec<String>, ManagerError> {
-        self.with_ipam(network, |i| {
-            Ok(i.leases().map(|(_, g)| g.to_owned()).collect())
-        })
+        self.with_ipam(network, |i| Ok(i.leases().map(|(_, g)| g.to_owned()).collect()))
     }
 
     /// Attaches group `group` to `network`: leases an address, creates tap `t<hex address>` on
@@ -53,12 +51,7 @@ impl NetworkManager {
                     dns_servers: vec![gateway],
                     mac: config::mac_for(address),
                 };
-                Ok(Attachment {
-                    network: network.to_owned(),
-                    tap_name,
-                    tap,
-                    guest,
-                })
+                Ok(Attachment { network: network.to_owned(), tap_name, tap, guest })
             }
             Err(e) => {
                 let _ = self.with_ipam(network, |i| i.release(group));
@@ -83,16 +76,10 @@ impl NetworkManager {
                 group: group.to_owned(),
                 source: TapError::Name(name.clone()),
             })?
-            .map_err(|source| ManagerError::CreateTap {
-                group: group.to_owned(),
-                source,
-            })?;
+            .map_err(|source| ManagerError::CreateTap { group: group.to_owned(), source })?;
         links::attach_port(&ns, &name, BRIDGE)
             .await
-            .map_err(|source| ManagerError::WireTap {
-                group: group.to_owned(),
-                source,
-            })?;
+            .map_err(|source| ManagerError::WireTap { group: group.to_owned(), source })?;
         Ok((name, fd))
     }
 
@@ -104,10 +91,7 @@ impl NetworkManager {
         };
         links::delete_link(&self.namespace_of(network), &tap_name(address))
             .await
-            .map_err(|source| ManagerError::WireTap {
-                group: group.to_owned(),
-                source,
-            })?;
+            .map_err(|source| ManagerError::WireTap { group: group.to_owned(), source })?;
         self.with_ipam(network, |i| i.release(group))?;
         Ok(())
     }
@@ -123,25 +107,17 @@ impl NetworkManager {
     ) -> Result<PublishedPorts, ManagerError> {
         ports::publish(&self.namespace_of(network), group_ip, bind, specs)
             .await
-            .map_err(|source| ManagerError::Publish {
-                group: group.to_owned(),
-                source,
-            })
+            .map_err(|source| ManagerError::Publish { group: group.to_owned(), source })
     }
 
     /// A UDP socket bound to `network`'s gateway port 53 inside its namespace, for the DNS server
     /// to answer the network's guests.
     pub fn dns_socket(&self, network: &str) -> Result<std::net::UdpSocket, ManagerError> {
         let gw = network::gateway_of(&self.require(network)?);
-        let err = |source| ManagerError::DnsSocket {
-            network: network.to_owned(),
-            source,
-        };
-        let sock = netns::run_in(&self.namespace_of(network), move || {
-            std::net::UdpSocket::bind((gw, 53))
-        })
-        .map_err(|e| err(std::io::Error::other(e)))?
-        .map_err(err)?;
+        let err = |source| ManagerError::DnsSocket { network: network.to_owned(), source };
+        let sock = netns::run_in(&self.namespace_of(network), move || std::net::UdpSocket::bind((gw, 53)))
+            .map_err(|e| err(std::io::Error::other(e)))?
+            .map_err(err)?;
         sock.set_nonblocking(true).map_err(err)?;
         Ok(sock)
     }

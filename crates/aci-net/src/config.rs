@@ -72,18 +72,11 @@ pub fn network_name_for(subnet_id: Option<&str>, default: &str) -> String {
     let lower: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
     let raw = match lower.iter().position(|p| p == "virtualnetworks") {
         Some(i) if lower.get(i + 2).map(String::as_str) == Some("subnets") => {
-            format!(
-                "{}-{}",
-                lower.get(i + 1).map_or("", |s| s),
-                lower.get(i + 3).map_or("", |s| s)
-            )
+            format!("{}-{}", lower.get(i + 1).map_or("", |s| s), lower.get(i + 3).map_or("", |s| s))
         }
         _ => id.to_ascii_lowercase(),
     };
-    let mut name: String = raw
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let mut name: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     name.truncate(32);
     name
 }
@@ -92,9 +85,7 @@ pub fn network_name_for(subnet_id: Option<&str>, default: &str) -> String {
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 32
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// The guest MAC for `address`: `02:ac:` followed by the address bytes.

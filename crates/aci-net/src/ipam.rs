@@ -75,24 +75,12 @@ impl Ipam {
     /// Opens (or starts) the lease file at `path` for `subnet/prefix`.
     pub fn open(path: &Path, subnet: Ipv4Addr, prefix: u8) -> Result<Self, IpamError> {
         let state = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| IpamError::Parse {
-                path: path.to_owned(),
-                source,
-            })?,
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| IpamError::Parse { path: path.to_owned(), source })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Leases::default(),
-            Err(source) => {
-                return Err(IpamError::Load {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
+            Err(source) => return Err(IpamError::Load { path: path.to_owned(), source }),
         };
-        Ok(Self {
-            path: path.to_owned(),
-            subnet: u32::from(subnet) & mask(prefix),
-            prefix,
-            state,
-        })
+        Ok(Self { path: path.to_owned(), subnet: u32::from(subnet) & mask(prefix), prefix, state })
     }
 
     /// The gateway address: the subnet's first host.
@@ -103,20 +91,13 @@ impl Ipam {
     /// Leases the lowest free address to `owner` and persists the lease.
     pub fn allocate(&mut self, owner: &str) -> Result<Ipv4Addr, IpamError> {
         if let Some(address) = self.lease_of(owner) {
-            return Err(IpamError::AlreadyLeased {
-                owner: owner.to_owned(),
-                address,
-            });
+            return Err(IpamError::AlreadyLeased { owner: owner.to_owned(), address });
         }
         let size = 1u64 << (32 - u32::from(self.prefix));
         let last = (u64::from(self.subnet) + size - 1) as u32; // broadcast
-        let free = (self.subnet + 2..last)
-            .map(Ipv4Addr::from)
-            .find(|a| !self.state.leases.contains_key(a));
-        let address = free.ok_or(IpamError::Exhausted {
-            subnet: Ipv4Addr::from(self.subnet),
-            prefix: self.prefix,
-        })?;
+        let free = (self.subnet + 2..last).map(Ipv4Addr::from).find(|a| !self.state.leases.contains_key(a));
+        let address =
+            free.ok_or(IpamError::Exhausted { subnet: Ipv4Addr::from(self.subnet), prefix: self.prefix })?;
         self.state.leases.insert(address, owner.to_owned());
         if let Err(e) = self.store() {
             self.state.leases.remove(&address);
@@ -137,11 +118,7 @@ impl Ipam {
 
     /// The address leased to `owner`.
     pub fn lease_of(&self, owner: &str) -> Option<Ipv4Addr> {
-        self.state
-            .leases
-            .iter()
-            .find(|(_, o)| o.as_str() == owner)
-            .map(|(a, _)| *a)
+        self.state.leases.iter().find(|(_, o)| o.as_str() == owner).map(|(a, _)| *a)
     }
 
     /// All leases, address → owner.
@@ -150,10 +127,7 @@ impl Ipam {
     }
 
     fn store(&self) -> Result<(), IpamError> {
-        let err = |source| IpamError::Store {
-            path: self.path.clone(),
-            source,
-        };
+        let err = |source| IpamError::Store { path: self.path.clone(), source };
         let bytes = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         let tmp = self.path.with_extension("tmp");
@@ -176,34 +150,20 @@ mod tests {
 
     #[test]
     fn leases_persist_exhaust_and_release() -> Result<(), IpamError> {
-        let dir = tempfile::tempdir().map_err(|source| IpamError::Load {
-            path: "tmp".into(),
-            source,
-        })?;
+        let dir = tempfile::tempdir().map_err(|source| IpamError::Load { path: "tmp".into(), source })?;
         let path = dir.path().join("leases.json");
         let net = Ipv4Addr::new(10, 1, 2, 0);
         let mut ipam = Ipam::open(&path, net, 29)?; // hosts .1-.6, .1 is the gateway
         assert_eq!(ipam.gateway(), Ipv4Addr::new(10, 1, 2, 1));
-        let got: Vec<_> = (0..5)
-            .map(|i| ipam.allocate(&format!("g{i}")))
-            .collect::<Result<_, _>>()?;
+        let got: Vec<_> = (0..5).map(|i| ipam.allocate(&format!("g{i}"))).collect::<Result<_, _>>()?;
         assert_eq!(got.first(), Some(&Ipv4Addr::new(10, 1, 2, 2)));
         assert_eq!(got.last(), Some(&Ipv4Addr::new(10, 1, 2, 6)));
-        assert!(matches!(
-            ipam.allocate("g9"),
-            Err(IpamError::Exhausted { .. })
-        ));
-        assert!(matches!(
-            ipam.allocate("g0"),
-            Err(IpamError::AlreadyLeased { .. })
-        ));
+        assert!(matches!(ipam.allocate("g9"), Err(IpamError::Exhausted { .. })));
+        assert!(matches!(ipam.allocate("g0"), Err(IpamError::AlreadyLeased { .. })));
         drop(ipam);
         let mut again = Ipam::open(&path, net, 29)?; // a restarted manager
         assert_eq!(again.lease_of("g3"), Some(Ipv4Addr::new(10, 1, 2, 5)));
-        assert!(matches!(
-            again.allocate("g9"),
-            Err(IpamError::Exhausted { .. })
-        ));
+        assert!(matches!(again.allocate("g9"), Err(IpamError::Exhausted { .. })));
         assert_eq!(again.release("g1")?, Some(Ipv4Addr::new(10, 1, 2, 3)));
         assert_eq!(again.allocate("g9")?, Ipv4Addr::new(10, 1, 2, 3));
         Ok(())

@@ -52,10 +52,8 @@ where
     T: Send + 'static,
 {
     let run = move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(LinkError::Connect)?;
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(LinkError::Connect)?;
         rt.block_on(async move {
             let (conn, handle, _) = rtnetlink::new_connection().map_err(LinkError::Connect)?;
             let task = tokio::spawn(conn);
@@ -65,9 +63,7 @@ where
         })
     };
     match ns {
-        Some(ns) => netns::run_in_async(ns, run)
-            .await
-            .map_err(LinkError::Namespace)?,
+        Some(ns) => netns::run_in_async(ns, run).await.map_err(LinkError::Namespace)?,
         None => tokio::task::spawn_blocking(run)
             .await
             .map_err(|_| LinkError::Connect(std::io::Error::other("netlink thread panicked")))?,
@@ -96,36 +92,15 @@ async fn index_of(handle: &Handle, name: &str) -> Result<u32, LinkError> {
 }
 
 /// Brings `lo` up and creates bridge `bridge` with `gateway/prefix`, up, in namespace `ns`.
-pub async fn create_bridge(
-    ns: &str,
-    bridge: &str,
-    gateway: Ipv4Addr,
-    prefix: u8,
-) -> Result<(), LinkError> {
+pub async fn create_bridge(ns: &str, bridge: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), LinkError> {
     let bridge = bridge.to_owned();
     with_handle(ns, move |h| async move {
         let lo = index_of(&h, "lo").await?;
-        h.link()
-            .set(LinkUnspec::new_with_index(lo).up().build())
-            .execute()
-            .await
-            .map_err(req("lo up"))?;
-        h.link()
-            .add(LinkBridge::new(&bridge).build())
-            .execute()
-            .await
-            .map_err(req("add bridge"))?;
+        h.link().set(LinkUnspec::new_with_index(lo).up().build()).execute().await.map_err(req("lo up"))?;
+        h.link().add(LinkBridge::new(&bridge).build()).execute().await.map_err(req("add bridge"))?;
         let idx = index_of(&h, &bridge).await?;
-        h.address()
-            .add(idx, gateway.into(), prefix)
-            .execute()
-            .await
-            .map_err(req("add gateway address"))?;
-        h.link()
-            .set(LinkUnspec::new_with_index(idx).up().build())
-            .execute()
-            .await
-            .map_err(req("bridge up"))
+        h.address().add(idx, gateway.into(), prefix).execute().await.map_err(req("add gateway address"))?;
+        h.link().set(LinkUnspec::new_with_index(idx).up().build()).execute().await.map_err(req("bridge up"))
     })
     .await
 }
@@ -137,11 +112,7 @@ pub async fn attach_port(ns: &str, port: &str, bridge: &str) -> Result<(), LinkE
         let br = index_of(&h, &bridge).await?;
         let idx = index_of(&h, &port).await?;
         let msg = LinkUnspec::new_with_index(idx).controller(br).up().build();
-        h.link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(req(format!("attach {port} to {bridge}")))
+        h.link().set(msg).execute().await.map_err(req(format!("attach {port} to {bridge}")))
     })
     .await
 }
@@ -151,12 +122,7 @@ pub async fn delete_link(ns: &str, name: &str) -> Result<(), LinkError> {
     let name = name.to_owned();
     with_handle(ns, move |h| async move {
         match index_of(&h, &name).await {
-            Ok(idx) => h
-                .link()
-                .del(idx)
-                .execute()
-                .await
-                .map_err(req(format!("delete {name}"))),
+            Ok(idx) => h.link().del(idx).execute().await.map_err(req(format!("delete {name}"))),
             Err(LinkError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -172,60 +138,28 @@ pub async fn create_uplink(
     host_addr: Ipv4Addr,
     ns_addr: Ipv4Addr,
 ) -> Result<(), LinkError> {
-    let ns_file = std::fs::File::open(netns::path(ns)).map_err(|source| {
-        LinkError::Namespace(NetnsError::Open {
-            name: ns.to_owned(),
-            source,
-        })
-    })?;
+    let ns_file = std::fs::File::open(netns::path(ns))
+        .map_err(|source| LinkError::Namespace(NetnsError::Open { name: ns.to_owned(), source }))?;
     let host = host_if.to_owned();
     let created = with_handle_in(None, move |h| async move {
-        h.link()
-            .add(LinkVeth::new(&host, UPLINK).build())
-            .execute()
-            .await
-            .map_err(req("add veth"))?;
+        h.link().add(LinkVeth::new(&host, UPLINK).build()).execute().await.map_err(req("add veth"))?;
         let peer = index_of(&h, UPLINK).await?;
-        let mv = LinkUnspec::new_with_index(peer)
-            .setns_by_fd(ns_file.as_raw_fd())
-            .build();
-        h.link()
-            .set(mv)
-            .execute()
-            .await
-            .map_err(req("move uplink into namespace"))?;
+        let mv = LinkUnspec::new_with_index(peer).setns_by_fd(ns_file.as_raw_fd()).build();
+        h.link().set(mv).execute().await.map_err(req("move uplink into namespace"))?;
         let idx = index_of(&h, &host).await?;
-        h.address()
-            .add(idx, host_addr.into(), 30)
-            .execute()
-            .await
-            .map_err(req("add uplink address"))?;
-        h.link()
-            .set(LinkUnspec::new_with_index(idx).up().build())
-            .execute()
-            .await
-            .map_err(req("uplink up"))
+        h.address().add(idx, host_addr.into(), 30).execute().await.map_err(req("add uplink address"))?;
+        h.link().set(LinkUnspec::new_with_index(idx).up().build()).execute().await.map_err(req("uplink up"))
     })
     .await;
     let configured = match created {
         Ok(()) => {
             with_handle(ns, move |h| async move {
                 let idx = index_of(&h, UPLINK).await?;
-                h.address()
-                    .add(idx, ns_addr.into(), 30)
-                    .execute()
-                    .await
-                    .map_err(req("add address"))?;
+                h.address().add(idx, ns_addr.into(), 30).execute().await.map_err(req("add address"))?;
                 let up = LinkUnspec::new_with_index(idx).up().build();
                 h.link().set(up).execute().await.map_err(req("uplink up"))?;
-                let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .gateway(host_addr)
-                    .build();
-                h.route()
-                    .add(route)
-                    .execute()
-                    .await
-                    .map_err(req("add default route"))
+                let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(host_addr).build();
+                h.route().add(route).execute().await.map_err(req("add default route"))
             })
             .await
         }
@@ -242,12 +176,7 @@ pub async fn delete_host_link(name: &str) -> Result<(), LinkError> {
     let name = name.to_owned();
     with_handle_in(None, move |h| async move {
         match index_of(&h, &name).await {
-            Ok(idx) => h
-                .link()
-                .del(idx)
-                .execute()
-                .await
-                .map_err(req(format!("delete {name}"))),
+            Ok(idx) => h.link().del(idx).execute().await.map_err(req(format!("delete {name}"))),
             Err(LinkError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }

@@ -116,11 +116,7 @@ impl NetworkManager {
     /// Opens the manager on `cfg.state_dir` (created if missing). Touches no networking.
     pub fn open(cfg: ManagerConfig) -> Result<Self, ManagerError> {
         let state = StateDir::open(&cfg.state_dir).map_err(ManagerError::State)?;
-        Ok(Self {
-            cfg,
-            state,
-            ipams: Mutex::new(HashMap::new()),
-        })
+        Ok(Self { cfg, state, ipams: Mutex::new(HashMap::new()) })
     }
 
     /// The namespace name of `network`.
@@ -130,33 +126,23 @@ impl NetworkManager {
 
     /// aci's host nftables table (`inet`), named after the prefix (`aci-` → `aci`).
     pub fn host_table(&self) -> String {
-        let t: String = self
-            .cfg
-            .name_prefix
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
+        let t: String =
+            self.cfg.name_prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         t.trim_end_matches('_').to_owned()
     }
 
     /// The uplink of a stored NAT network.
     pub(crate) fn uplink_of(&self, net: &StoredNetwork) -> Option<UplinkPlan> {
-        net.uplink_slot
-            .map(|slot| network::uplink_plan(&self.cfg.name_prefix, &net.config.name, slot))
+        net.uplink_slot.map(|slot| network::uplink_plan(&self.cfg.name_prefix, &net.config.name, slot))
     }
 
     /// The stored config of `network`, if it exists.
     pub fn network_config(&self, network: &str) -> Result<Option<NetworkConfig>, ManagerError> {
-        Ok(self
-            .state
-            .load(network)
-            .map_err(ManagerError::State)?
-            .map(|s| s.config))
+        Ok(self.state.load(network).map_err(ManagerError::State)?.map(|s| s.config))
     }
 
     pub(crate) fn require(&self, network: &str) -> Result<NetworkConfig, ManagerError> {
-        self.network_config(network)?
-            .ok_or_else(|| ManagerError::UnknownNetwork(network.to_owned()))
+        self.network_config(network)?.ok_or_else(|| ManagerError::UnknownNetwork(network.to_owned()))
     }
 
     /// Creates network `cfg` (idempotent for an identical existing one; rebuilds its namespace
@@ -167,31 +153,19 @@ impl NetworkManager {
             return Err(ManagerError::InvalidName(cfg.name.clone()));
         }
         if !(16..=29).contains(&cfg.prefix) {
-            return Err(ManagerError::InvalidPrefix {
-                name: cfg.name.clone(),
-                prefix: cfg.prefix,
-            });
+            return Err(ManagerError::InvalidPrefix { name: cfg.name.clone(), prefix: cfg.prefix });
         }
         let stored = match self.state.load(&cfg.name).map_err(ManagerError::State)? {
-            Some(old) if &old.config != cfg => {
-                return Err(ManagerError::NetworkConflict(cfg.name.clone()))
-            }
+            Some(old) if &old.config != cfg => return Err(ManagerError::NetworkConflict(cfg.name.clone())),
             Some(old) => old,
             None => {
                 let uplink_slot = if cfg.outbound_nat {
                     let preferred = network::slot_hint(&self.cfg.name_prefix, &cfg.name);
-                    Some(
-                        self.state
-                            .free_slot(preferred)
-                            .map_err(ManagerError::State)?,
-                    )
+                    Some(self.state.free_slot(preferred).map_err(ManagerError::State)?)
                 } else {
                     None
                 };
-                let new = StoredNetwork {
-                    config: cfg.clone(),
-                    uplink_slot,
-                };
+                let new = StoredNetwork { config: cfg.clone(), uplink_slot };
                 self.state.store(&new).map_err(ManagerError::State)?;
                 new
             }
@@ -205,9 +179,7 @@ impl NetworkManager {
             }
         }
         if cfg.outbound_nat {
-            if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
-                .is_ok_and(|v| v.trim() == "0")
-            {
+            if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0") {
                 tracing::warn!(network = %cfg.name, "net.ipv4.ip_forward is 0: outbound NAT traffic will not be forwarded");
             }
             self.sync_host_table().await?;
@@ -223,19 +195,12 @@ impl NetworkManager {
             .map_err(ManagerError::State)?
             .iter()
             .filter_map(|n| self.uplink_of(n))
-            .map(|u| HostUplink {
-                host_if: u.host_if,
-                ns_addr: u.ns_addr,
-            })
+            .map(|u| HostUplink { host_if: u.host_if, ns_addr: u.ns_addr })
             .collect();
         let table = self.host_table();
         tokio::task::spawn_blocking(move || nft::apply_host(&table, &uplinks))
             .await
-            .map_err(|_| {
-                ManagerError::HostRules(NftError::Apply {
-                    stderr: "nft task panicked".into(),
-                })
-            })?
+            .map_err(|_| ManagerError::HostRules(NftError::Apply { stderr: "nft task panicked".into() }))?
             .map_err(ManagerError::HostRules)
     }
 
@@ -249,10 +214,7 @@ impl NetworkManager {
     /// Deletes `network`: its uplink, namespace (bridge, taps, rules), host rules and state.
     pub async fn delete_network(&self, network: &str) -> Result<(), ManagerError> {
         let stored = self.state.load(network).map_err(ManagerError::State)?;
-        let host_if = stored
-            .as_ref()
-            .and_then(|s| self.uplink_of(s))
-            .map(|u| u.host_if);
+        let host_if = stored.as_ref().and_then(|s| self.uplink_of(s)).map(|u| u.host_if);
         network::teardown(&self.namespace_of(network), network, host_if.as_deref())
             .await
             .map_err(|e| ManagerError::Network(Box::new(e)))?;
@@ -265,9 +227,7 @@ impl NetworkManager {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ipam>> {
-        self.ipams
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.ipams.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `f` on `network`'s allocator (opened from the state dir on first use).
@@ -277,16 +237,12 @@ impl NetworkManager {
         f: impl FnOnce(&mut Ipam) -> Result<T, IpamError>,
     ) -> Result<T, ManagerError> {
         let cfg = self.require(network)?;
-        let ipam_err = |source| ManagerError::Ipam {
-            network: network.to_owned(),
-            source,
-        };
+        let ipam_err = |source| ManagerError::Ipam { network: network.to_owned(), source };
         let mut map = self.lock();
         let ipam = match map.entry(network.to_owned()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                Ipam::open(&self.state.leases_path(network), cfg.subnet, cfg.prefix)
-                    .map_err(ipam_err)?,
+                Ipam::open(&self.state.leases_path(network), cfg.subnet, cfg.prefix).map_err(ipam_err)?,
             ),
         };
         f(ipam).map_err(ipam_err)

@@ -79,34 +79,20 @@ pub fn exists(name: &str) -> bool {
 
 /// Creates the named namespace `name` (with its loopback down; see [`crate::links`]).
 pub fn create(name: &str) -> Result<(), NetnsError> {
-    let mount_err = |source| NetnsError::CreateMountPoint {
-        name: name.to_owned(),
-        source,
-    };
+    let mount_err = |source| NetnsError::CreateMountPoint { name: name.to_owned(), source };
     std::fs::create_dir_all(NETNS_DIR).map_err(mount_err)?;
     let target = path(name);
-    File::options()
-        .write(true)
-        .create_new(true)
-        .open(&target)
-        .map_err(mount_err)?;
+    File::options().write(true).create_new(true).open(&target).map_err(mount_err)?;
     let owned = name.to_owned();
     let result = std::thread::Builder::new()
         .name("aci-netns-create".into())
         .spawn(move || bind_new_netns(&target))
-        .map_err(|_| NetnsError::Thread {
-            name: owned.clone(),
-        })?
+        .map_err(|_| NetnsError::Thread { name: owned.clone() })?
         .join()
-        .map_err(|_| NetnsError::Thread {
-            name: owned.clone(),
-        })?;
+        .map_err(|_| NetnsError::Thread { name: owned.clone() })?;
     if let Err(source) = result {
         let _ = std::fs::remove_file(path(name));
-        return Err(NetnsError::Create {
-            name: owned,
-            source,
-        });
+        return Err(NetnsError::Create { name: owned, source });
     }
     Ok(())
 }
@@ -120,15 +106,8 @@ fn bind_new_netns(target: &Path) -> std::io::Result<()> {
     let src = c"/proc/thread-self/ns/net";
     let dst = cstring(target)?;
     // SAFETY: both paths are valid NUL-terminated strings; a bind mount has no other inputs.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            dst.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
+    let rc =
+        unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -145,10 +124,7 @@ fn cstring(p: &Path) -> std::io::Result<std::ffi::CString> {
 /// with the last reference (taps whose fds are still open keep it alive until closed).
 pub fn delete(name: &str) -> Result<(), NetnsError> {
     let target = path(name);
-    let err = |source| NetnsError::Delete {
-        name: name.to_owned(),
-        source,
-    };
+    let err = |source| NetnsError::Delete { name: name.to_owned(), source };
     let c = cstring(&target).map_err(err)?;
     // SAFETY: `c` is a valid NUL-terminated path; MNT_DETACH has no other inputs.
     if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
@@ -191,13 +167,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let ns = File::open(path(name)).map_err(|source| NetnsError::Open {
-        name: name.to_owned(),
-        source,
-    })?;
-    let thread_err = || NetnsError::Thread {
-        name: name.to_owned(),
-    };
+    let ns = File::open(path(name)).map_err(|source| NetnsError::Open { name: name.to_owned(), source })?;
+    let thread_err = || NetnsError::Thread { name: name.to_owned() };
     let handle = std::thread::Builder::new()
         .name("aci-netns".into())
         .spawn(move || {
@@ -212,21 +183,13 @@ where
     handle
         .join()
         .map_err(|_| thread_err())?
-        .map_err(|source| NetnsError::Enter {
-            name: name.to_owned(),
-            source,
-        })
+        .map_err(|source| NetnsError::Enter { name: name.to_owned(), source })
 }
 
 /// Turns on IPv4 forwarding inside namespace `name` only (`/proc/sys/net` is per namespace).
 pub fn enable_forwarding(name: &str) -> Result<(), NetnsError> {
-    run_in(name, || {
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", b"1")
-    })?
-    .map_err(|source| NetnsError::Enter {
-        name: name.to_owned(),
-        source,
-    })
+    run_in(name, || std::fs::write("/proc/sys/net/ipv4/ip_forward", b"1"))?
+        .map_err(|source| NetnsError::Enter { name: name.to_owned(), source })
 }
 
 /// [`run_in`] without blocking the async caller.
@@ -238,7 +201,5 @@ where
     let owned = name.to_owned();
     tokio::task::spawn_blocking(move || run_in(&owned, f))
         .await
-        .map_err(|_| NetnsError::Thread {
-            name: name.to_owned(),
-        })?
+        .map_err(|_| NetnsError::Thread { name: name.to_owned() })?
 }

@@ -113,70 +113,40 @@ pub enum NetworkError {
 
 /// The gateway of `cfg`: the subnet's first host.
 pub fn gateway_of(cfg: &NetworkConfig) -> Ipv4Addr {
-    let mask = if cfg.prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(cfg.prefix))
-    };
+    let mask = if cfg.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(cfg.prefix)) };
     Ipv4Addr::from((u32::from(cfg.subnet) & mask) + 1)
 }
 
 /// Builds network `cfg` in namespace `ns` (with `uplink` when it has outbound NAT).
-pub async fn build(
-    ns: &str,
-    cfg: &NetworkConfig,
-    uplink: Option<&UplinkPlan>,
-) -> Result<(), NetworkError> {
+pub async fn build(ns: &str, cfg: &NetworkConfig, uplink: Option<&UplinkPlan>) -> Result<(), NetworkError> {
     let network = || cfg.name.clone();
-    netns::create(ns).map_err(|source| NetworkError::CreateNamespace {
-        network: network(),
-        source,
-    })?;
+    netns::create(ns).map_err(|source| NetworkError::CreateNamespace { network: network(), source })?;
     let gateway = gateway_of(cfg);
     if let Err(source) = links::create_bridge(ns, BRIDGE, gateway, cfg.prefix).await {
         let _ = netns::delete(ns);
-        return Err(NetworkError::CreateBridge {
-            network: network(),
-            source,
-        });
+        return Err(NetworkError::CreateBridge { network: network(), source });
     }
     if let Some(up) = uplink {
         if let Err(source) = links::create_uplink(ns, &up.host_if, up.host_addr, up.ns_addr).await {
             let _ = netns::delete(ns);
-            return Err(NetworkError::CreateUplink {
-                network: network(),
-                source,
-            });
+            return Err(NetworkError::CreateUplink { network: network(), source });
         }
         if let Err(source) = netns::enable_forwarding(ns) {
             let _ = teardown(ns, &cfg.name, Some(&up.host_if)).await;
-            return Err(NetworkError::EnableForwarding {
-                network: network(),
-                source,
-            });
+            return Err(NetworkError::EnableForwarding { network: network(), source });
         }
     }
-    let iso = Isolation {
-        subnet: cfg.subnet,
-        prefix: cfg.prefix,
-        gateway,
-        outbound_nat: uplink.is_some(),
-    };
+    let iso = Isolation { subnet: cfg.subnet, prefix: cfg.prefix, gateway, outbound_nat: uplink.is_some() };
     let rules = nft::ruleset(&iso);
     let ns_owned = ns.to_owned();
     let applied = tokio::task::spawn_blocking(move || nft::apply(&ns_owned, rules)).await;
     let applied = match applied {
         Ok(r) => r,
-        Err(_) => Err(NftError::Apply {
-            stderr: "nft task panicked".into(),
-        }),
+        Err(_) => Err(NftError::Apply { stderr: "nft task panicked".into() }),
     };
     if let Err(source) = applied {
         let _ = teardown(ns, &cfg.name, uplink.map(|u| u.host_if.as_str())).await;
-        return Err(NetworkError::ApplyRules {
-            network: network(),
-            source,
-        });
+        return Err(NetworkError::ApplyRules { network: network(), source });
     }
     tracing::info!(network = %cfg.name, %ns, %gateway, "network built");
     Ok(())
@@ -188,13 +158,7 @@ pub async fn teardown(ns: &str, network: &str, host_if: Option<&str>) -> Result<
     if let Some(host_if) = host_if {
         links::delete_host_link(host_if)
             .await
-            .map_err(|source| NetworkError::DeleteUplink {
-                network: network.to_owned(),
-                source,
-            })?;
+            .map_err(|source| NetworkError::DeleteUplink { network: network.to_owned(), source })?;
     }
-    netns::delete(ns).map_err(|source| NetworkError::DeleteNamespace {
-        network: network.to_owned(),
-        source,
-    })
+    netns::delete(ns).map_err(|source| NetworkError::DeleteNamespace { network: network.to_owned(), source })
 }

@@ -44,12 +44,7 @@ pub struct Isolation {
 /// The ruleset text: input to the namespace only for DNS on the gateway (and replies); forwarding
 /// only inside the subnet. Recreates the table so applying twice is idempotent.
 pub fn ruleset(iso: &Isolation) -> String {
-    let Isolation {
-        subnet,
-        prefix,
-        gateway,
-        outbound_nat,
-    } = iso;
+    let Isolation { subnet, prefix, gateway, outbound_nat } = iso;
     let up = crate::links::UPLINK;
     let (nat_forward, nat_chain) = if *outbound_nat {
         (
@@ -98,16 +93,8 @@ pub struct HostUplink {
 /// nothing but replies enters an uplink (forward), and traffic leaving through another interface
 /// is masqueraded (postrouting).
 pub fn host_ruleset(table: &str, uplinks: &[HostUplink]) -> String {
-    let ifs = uplinks
-        .iter()
-        .map(|u| format!("\"{}\"", u.host_if))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let srcs = uplinks
-        .iter()
-        .map(|u| u.ns_addr.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ifs = uplinks.iter().map(|u| format!("\"{}\"", u.host_if)).collect::<Vec<_>>().join(", ");
+    let srcs = uplinks.iter().map(|u| u.ns_addr.to_string()).collect::<Vec<_>>().join(", ");
     format!(
         "table inet {table}\n\
          delete table inet {table}\n\
@@ -143,18 +130,12 @@ pub fn apply_host(table: &str, uplinks: &[HostUplink]) -> Result<(), NftError> {
 /// Table names (`family name`) in the caller's (host) namespace.
 pub fn host_tables() -> Result<Vec<String>, NftError> {
     let out = run_nft(&["list", "tables"], None)?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.strip_prefix("table "))
-        .map(str::to_owned)
-        .collect())
+    Ok(out.lines().filter_map(|l| l.strip_prefix("table ")).map(str::to_owned).collect())
 }
 
 /// Runs `nft -f -` with `input` inside namespace `ns`.
 pub fn apply(ns: &str, input: String) -> Result<(), NftError> {
-    netns::run_in(ns, move || run_nft(&["-f", "-"], Some(&input)))
-        .map_err(NftError::Namespace)?
-        .map(|_| ())
+    netns::run_in(ns, move || run_nft(&["-f", "-"], Some(&input))).map_err(NftError::Namespace)?.map(|_| ())
 }
 
 /// Removes aci's table inside namespace `ns` (missing table is fine).
@@ -165,13 +146,8 @@ pub fn remove(ns: &str) -> Result<(), NftError> {
 
 /// Lists table names (`family name`) inside namespace `ns`.
 pub fn tables(ns: &str) -> Result<Vec<String>, NftError> {
-    let out =
-        netns::run_in(ns, || run_nft(&["list", "tables"], None)).map_err(NftError::Namespace)??;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.strip_prefix("table "))
-        .map(str::to_owned)
-        .collect())
+    let out = netns::run_in(ns, || run_nft(&["list", "tables"], None)).map_err(NftError::Namespace)??;
+    Ok(out.lines().filter_map(|l| l.strip_prefix("table ")).map(str::to_owned).collect())
 }
 
 fn run_nft(args: &[&str], input: Option<&str>) -> Result<String, NftError> {
@@ -187,9 +163,7 @@ fn run_nft(args: &[&str], input: Option<&str>) -> Result<String, NftError> {
     }
     let out = child.wait_with_output().map_err(NftError::Spawn)?;
     if !out.status.success() {
-        return Err(NftError::Apply {
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
+        return Err(NftError::Apply { stderr: String::from_utf8_lossy(&out.stderr).into_owned() });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -107,39 +107,22 @@ pub async fn publish(
     for spec in specs {
         let addr = SocketAddr::new(bind, spec.port);
         let res = match spec.protocol {
-            Protocol::Tcp => TcpListener::bind(addr)
-                .await
-                .map(|l| Bound::Tcp(l, spec.port)),
-            Protocol::Udp => UdpSocket::bind(addr)
-                .await
-                .map(|s| Bound::Udp(s, spec.port)),
+            Protocol::Tcp => TcpListener::bind(addr).await.map(|l| Bound::Tcp(l, spec.port)),
+            Protocol::Udp => UdpSocket::bind(addr).await.map(|s| Bound::Udp(s, spec.port)),
         };
         match res {
             Ok(b) => bound.push(b),
             Err(source) => {
                 let (port, protocol) = (spec.port, spec.protocol);
                 return Err(if source.kind() == std::io::ErrorKind::AddrInUse {
-                    PortError::PortInUse {
-                        bind,
-                        port,
-                        protocol,
-                        source,
-                    }
+                    PortError::PortInUse { bind, port, protocol, source }
                 } else {
-                    PortError::Bind {
-                        bind,
-                        port,
-                        protocol,
-                        source,
-                    }
+                    PortError::Bind { bind, port, protocol, source }
                 });
             } // `bound` drops here: every earlier listener is closed.
         }
     }
-    let mut out = PublishedPorts {
-        tasks: Vec::new(),
-        addresses: Vec::new(),
-    };
+    let mut out = PublishedPorts { tasks: Vec::new(), addresses: Vec::new() };
     for b in bound {
         let ns = ns.to_owned();
         match b {
@@ -147,21 +130,13 @@ pub async fn publish(
                 if let Ok(a) = l.local_addr() {
                     out.addresses.push((Protocol::Tcp, a));
                 }
-                out.tasks.push(tokio::spawn(serve_tcp(
-                    l,
-                    ns,
-                    SocketAddr::new(group_ip.into(), port),
-                )));
+                out.tasks.push(tokio::spawn(serve_tcp(l, ns, SocketAddr::new(group_ip.into(), port))));
             }
             Bound::Udp(s, port) => {
                 if let Ok(a) = s.local_addr() {
                     out.addresses.push((Protocol::Udp, a));
                 }
-                out.tasks.push(tokio::spawn(serve_udp(
-                    s,
-                    ns,
-                    SocketAddr::new(group_ip.into(), port),
-                )));
+                out.tasks.push(tokio::spawn(serve_udp(s, ns, SocketAddr::new(group_ip.into(), port))));
             }
         }
     }
@@ -177,14 +152,8 @@ async fn connect_in(ns: &str, target: SocketAddr) -> Result<TcpStream, NetnsErro
         Ok::<_, std::io::Error>(s)
     })
     .await?
-    .map_err(|source| NetnsError::Enter {
-        name: ns_name.clone(),
-        source,
-    })?;
-    TcpStream::from_std(std_stream).map_err(|source| NetnsError::Enter {
-        name: ns_name,
-        source,
-    })
+    .map_err(|source| NetnsError::Enter { name: ns_name.clone(), source })?;
+    TcpStream::from_std(std_stream).map_err(|source| NetnsError::Enter { name: ns_name, source })
 }
 
 async fn serve_tcp(listener: TcpListener, ns: String, target: SocketAddr) {
@@ -222,11 +191,7 @@ async fn serve_udp(host: UdpSocket, ns: String, target: SocketAddr) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let existing = peers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&peer)
-            .cloned();
+        let existing = peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&peer).cloned();
         let inner = match existing {
             Some(s) => s,
             None => {
@@ -234,10 +199,7 @@ async fn serve_udp(host: UdpSocket, ns: String, target: SocketAddr) {
                     continue;
                 };
                 let s = Arc::new(s);
-                peers
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(peer, s.clone());
+                peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(peer, s.clone());
                 relays.spawn(relay_back(s.clone(), host.clone(), peer, peers.clone()));
                 s
             }
@@ -265,8 +227,5 @@ async fn relay_back(inner: Arc<UdpSocket>, host: Arc<UdpSocket>, peer: SocketAdd
     while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, inner.recv(&mut buf)).await {
         let _ = host.send_to(buf.get(..n).unwrap_or_default(), peer).await;
     }
-    peers
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&peer);
+    peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&peer);
 }

@@ -33,10 +33,7 @@ impl NetworkManager {
                 report.rebuilt_networks.push(name.clone());
             }
             let stale: Vec<String> = self.leased_groups(&name)?;
-            for group in stale
-                .into_iter()
-                .filter(|g| !live_groups.contains(&g.as_str()))
-            {
+            for group in stale.into_iter().filter(|g| !live_groups.contains(&g.as_str())) {
                 self.detach(&name, &group).await?;
                 report.released_leases.push((name.clone(), group));
             }

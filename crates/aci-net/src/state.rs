@@ -49,10 +49,7 @@ impl StateDir {
     /// Opens (creating) `<root>/networks`.
     pub fn open(root: &Path) -> Result<Self, StateError> {
         let dir = root.join("networks");
-        std::fs::create_dir_all(&dir).map_err(|source| StateError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StateError::Io { path: dir.clone(), source })?;
         Ok(Self { dir })
     }
 
@@ -69,9 +66,9 @@ impl StateDir {
     pub fn load(&self, network: &str) -> Result<Option<StoredNetwork>, StateError> {
         let path = self.spec_path(network);
         match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|source| StateError::Parse { path, source }),
+            Ok(b) => {
+                serde_json::from_slice(&b).map(Some).map_err(|source| StateError::Parse { path, source })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StateError::Io { path, source }),
         }
@@ -80,15 +77,10 @@ impl StateDir {
     /// Writes the spec of `net` (atomically).
     pub fn store(&self, net: &StoredNetwork) -> Result<(), StateError> {
         let path = self.spec_path(&net.config.name);
-        let bytes = serde_json::to_vec_pretty(net).map_err(|source| StateError::Parse {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = serde_json::to_vec_pretty(net)
+            .map_err(|source| StateError::Parse { path: path.clone(), source })?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes).map_err(|source| StateError::Io {
-            path: tmp.clone(),
-            source,
-        })?;
+        std::fs::write(&tmp, bytes).map_err(|source| StateError::Io { path: tmp.clone(), source })?;
         std::fs::rename(&tmp, &path).map_err(|source| StateError::Io { path, source })
     }
 
@@ -106,19 +98,10 @@ impl StateDir {
 
     /// All stored networks, by name.
     pub fn all(&self) -> Result<Vec<StoredNetwork>, StateError> {
-        let err = |source| StateError::Io {
-            path: self.dir.clone(),
-            source,
-        };
+        let err = |source| StateError::Io { path: self.dir.clone(), source };
         let mut names: Vec<String> = std::fs::read_dir(&self.dir)
             .map_err(err)?
-            .filter_map(|e| {
-                e.ok()?
-                    .file_name()
-                    .to_str()?
-                    .strip_suffix(".json")
-                    .map(str::to_owned)
-            })
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(str::to_owned))
             .filter(|n| !n.ends_with(".leases"))
             .collect();
         names.sort();
@@ -136,9 +119,6 @@ impl StateDir {
     pub fn free_slot(&self, preferred: u16) -> Result<u16, StateError> {
         let used: Vec<u16> = self.all()?.iter().filter_map(|n| n.uplink_slot).collect();
         let start = preferred % 8192;
-        Ok((0..8192u16)
-            .map(|i| (start + i) % 8192)
-            .find(|s| !used.contains(s))
-            .unwrap_or(start))
+        Ok((0..8192u16).map(|i| (start + i) % 8192).find(|s| !used.contains(s)).unwrap_or(start))
     }
 }

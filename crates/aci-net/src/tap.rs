@@ -60,11 +60,7 @@ fn open_here(name: &str, vnet_hdr: bool) -> Result<OwnedFd, TapError> {
         .custom_flags(libc::O_CLOEXEC)
         .open("/dev/net/tun")
         .map_err(TapError::OpenTun)?;
-    let mut req = IfReq {
-        name: [0; libc::IFNAMSIZ],
-        flags: IFF_TAP | IFF_NO_PI,
-        _pad: [0; 22],
-    };
+    let mut req = IfReq { name: [0; libc::IFNAMSIZ], flags: IFF_TAP | IFF_NO_PI, _pad: [0; 22] };
     if vnet_hdr {
         req.flags |= IFF_VNET_HDR;
     }
@@ -74,10 +70,7 @@ fn open_here(name: &str, vnet_hdr: bool) -> Result<OwnedFd, TapError> {
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req as *mut IfReq) };
     if rc != 0 {
         let source = std::io::Error::last_os_error();
-        return Err(TapError::SetIff {
-            name: name.to_owned(),
-            source,
-        });
+        return Err(TapError::SetIff { name: name.to_owned(), source });
     }
     Ok(file.into())
 }

@@ -30,23 +30,12 @@ async fn nat_uplink_and_host_table_live_with_the_network() {
     let slot = aci_net::network::slot_hint(&env.prefix, "n");
     let up = aci_net::network::uplink_plan(&env.prefix, "n", slot);
     assert!(stdout("ip", &["-o", "link", "show", "dev", &up.host_if]).contains(&up.host_if));
-    assert!(nft::host_tables()
-        .unwrap()
-        .contains(&format!("inet {table}")));
+    assert!(nft::host_tables().unwrap().contains(&format!("inet {table}")));
     let host_rules = stdout("nft", &["list", "table", "inet", &table]);
-    assert!(
-        host_rules.contains("masquerade") && host_rules.contains(&up.host_if),
-        "{host_rules}"
-    );
+    assert!(host_rules.contains("masquerade") && host_rules.contains(&up.host_if), "{host_rules}");
     let ns = env.mgr.namespace_of("n");
-    let ns_rules = stdout(
-        "ip",
-        &["netns", "exec", &ns, "nft", "list", "table", "inet", "aci"],
-    );
-    assert!(
-        ns_rules.contains("oifname \"up0\" masquerade"),
-        "{ns_rules}"
-    );
+    let ns_rules = stdout("ip", &["netns", "exec", &ns, "nft", "list", "table", "inet", "aci"]);
+    assert!(ns_rules.contains("oifname \"up0\" masquerade"), "{ns_rules}");
 
     // A guest cannot reach a service on the host's end of the uplink.
     let att = env.mgr.attach("n", "g1", false).await.unwrap();
@@ -54,10 +43,7 @@ async fn nat_uplink_and_host_table_live_with_the_network() {
     let host_side = TcpListener::bind((up.host_addr, 0)).unwrap();
     let to = SocketAddr::new(up.host_addr.into(), host_side.local_addr().unwrap().port());
     let res = guest.run(move || TcpStream::connect_timeout(&to, Duration::from_millis(800)));
-    assert!(
-        res.is_err(),
-        "guest reached a host address through the uplink"
-    );
+    assert!(res.is_err(), "guest reached a host address through the uplink");
     drop((host_side, guest));
     // …and it was aci's host rule that dropped it: the guest's SYNs were forwarded inside the
     // namespace, masqueraded and counted at the host's input.
@@ -68,22 +54,11 @@ async fn nat_uplink_and_host_table_live_with_the_network() {
         .and_then(|l| l.split("packets ").nth(1))
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse::<u64>().ok());
-    assert!(
-        dropped.is_some_and(|n| n > 0),
-        "no packet reached the host's drop rule: {rules}"
-    );
+    assert!(dropped.is_some_and(|n| n > 0), "no packet reached the host's drop rule: {rules}");
 
     env.mgr.detach("n", "g1").await.unwrap();
     env.mgr.delete_network("n").await.unwrap();
-    assert!(
-        !stdout("ip", &["-o", "link"]).contains(&up.host_if),
-        "uplink left on the host"
-    );
-    assert!(
-        !nft::host_tables()
-            .unwrap()
-            .contains(&format!("inet {table}")),
-        "host table left"
-    );
+    assert!(!stdout("ip", &["-o", "link"]).contains(&up.host_if), "uplink left on the host");
+    assert!(!nft::host_tables().unwrap().contains(&format!("inet {table}")), "host table left");
     assert_eq!(env.leftovers(), Vec::<String>::new());
 }

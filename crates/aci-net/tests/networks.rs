@@ -16,12 +16,7 @@ use aci_net::{links, netns, ManagerError, NetworkConfig};
 use common::{can_run, stdout, Env, FakeGuest};
 
 fn net(name: &str, third: u8, prefix: u8) -> NetworkConfig {
-    NetworkConfig {
-        name: name.into(),
-        subnet: Ipv4Addr::new(10, 231, third, 0),
-        prefix,
-        outbound_nat: false,
-    }
+    NetworkConfig { name: name.into(), subnet: Ipv4Addr::new(10, 231, third, 0), prefix, outbound_nat: false }
 }
 
 /// Connects to `to` from inside the current namespace, retrying a few times (ARP, bridge
@@ -74,42 +69,25 @@ async fn groups_on_one_network_talk_and_isolation_holds() {
 
     // The gateway accepts nothing but DNS: a service on the gateway's TCP 7001 is unreachable.
     let gw_ns = env.mgr.namespace_of("a");
-    let gw_listener =
-        netns::run_in(&gw_ns, || TcpListener::bind("10.231.1.1:7001").unwrap()).unwrap();
+    let gw_listener = netns::run_in(&gw_ns, || TcpListener::bind("10.231.1.1:7001").unwrap()).unwrap();
     let to_gw = SocketAddr::from(([10, 231, 1, 1], 7001));
     let res = g1.run(move || connect(to_gw, 2));
-    assert!(
-        res.is_err(),
-        "guest reached a non-DNS service on the gateway"
-    );
+    assert!(res.is_err(), "guest reached a non-DNS service on the gateway");
     drop(gw_listener);
 
     // DNS on the gateway is allowed: a guest resolves g2's label through it to g2's private
     // address, while the host gets the published one.
     let labels = Arc::new(DnsLabels::new("westeurope", "azurecontainer.io"));
-    let dns = DnsServer::start(labels.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    dns.add_network_socket(env.mgr.dns_socket("a").unwrap(), "a")
-        .unwrap();
+    let dns = DnsServer::start(labels.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    dns.add_network_socket(env.mgr.dns_socket("a").unwrap(), "a").unwrap();
     let owner = LabelOwner::default();
-    let fqdn = labels
-        .register(
-            "peer",
-            LabelScope::Unsecure,
-            &owner,
-            "g2",
-            Ipv4Addr::LOCALHOST,
-        )
-        .unwrap();
+    let fqdn = labels.register("peer", LabelScope::Unsecure, &owner, "g2", Ipv4Addr::LOCALHOST).unwrap();
     labels.set_private("g2", "a", g2.address);
     let name = fqdn.clone();
     let answer = g1.run(move || dns_query_a(([10, 231, 1, 1], 53).into(), &name));
     assert_eq!(answer, Some(Ipv4Addr::new(10, 231, 1, 3)));
     let host = dns.local_addr();
-    let answer = tokio::task::spawn_blocking(move || dns_query_a(host, &fqdn))
-        .await
-        .unwrap();
+    let answer = tokio::task::spawn_blocking(move || dns_query_a(host, &fqdn)).await.unwrap();
     assert_eq!(answer, Some(Ipv4Addr::LOCALHOST));
     drop(dns);
 
@@ -127,8 +105,7 @@ fn dns_query_a(server: SocketAddr, name: &str) -> Option<Ipv4Addr> {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{Name, RData, RecordType};
     let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    sock.set_read_timeout(Some(Duration::from_millis(500)))
-        .ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
     let mut msg = Message::new(7, MessageType::Query, OpCode::Query);
     msg.add_query(Query::query(Name::from_ascii(name).ok()?, RecordType::A));
     let bytes = msg.to_vec().ok()?;
@@ -155,22 +132,13 @@ async fn ipam_persists_exhausts_and_recovery_removes_only_orphans() {
     env.mgr.create_network(&net("small", 3, 29)).await.unwrap(); // 5 guest addresses
     let mut taps = Vec::new();
     for i in 0..5 {
-        taps.push(
-            env.mgr
-                .attach("small", &format!("g{i}"), true)
-                .await
-                .unwrap(),
-        );
+        taps.push(env.mgr.attach("small", &format!("g{i}"), true).await.unwrap());
     }
     let err = env.mgr.attach("small", "g5", true).await.unwrap_err();
     assert!(matches!(err, ManagerError::Ipam { .. }), "{err:?}");
     let ns = env.mgr.namespace_of("small");
     let names = links::list(&ns).await.unwrap();
-    assert_eq!(
-        names.iter().filter(|n| n.starts_with('t')).count(),
-        5,
-        "{names:?}"
-    );
+    assert_eq!(names.iter().filter(|n| n.starts_with('t')).count(), 5, "{names:?}");
 
     // Detach removes the tap and frees the address for the next group.
     let gone = taps.remove(1);
@@ -182,11 +150,7 @@ async fn ipam_persists_exhausts_and_recovery_removes_only_orphans() {
     drop(taps);
     let mgr = env.reopen();
     let again = mgr.attach("small", "g9", true).await.unwrap();
-    assert_eq!(
-        again.guest.address,
-        Ipv4Addr::new(10, 231, 3, 3),
-        "g1's released address"
-    );
+    assert_eq!(again.guest.address, Ipv4Addr::new(10, 231, 3, 3), "g1's released address");
     drop(again);
 
     // Orphans: a namespace with aci's prefix but no spec goes; one without the prefix stays.
@@ -207,20 +171,11 @@ async fn ipam_persists_exhausts_and_recovery_removes_only_orphans() {
     let report = mgr.recover(&["g0"]).await.unwrap();
     assert_eq!(report.rebuilt_networks, vec!["small".to_owned()]);
     assert!(links::list(&ns).await.unwrap().contains(&"br0".to_owned()));
-    assert_eq!(
-        aci_net::nft::tables(&ns).unwrap(),
-        vec!["inet aci".to_owned()]
-    );
+    assert_eq!(aci_net::nft::tables(&ns).unwrap(), vec!["inet aci".to_owned()]);
 
     mgr.delete_network("small").await.unwrap();
     assert_eq!(env.leftovers(), Vec::<String>::new());
     assert!(!stdout("ip", &["netns", "list"]).contains(&env.prefix));
-    assert!(
-        !stdout("nft", &["list", "tables"]).contains("inet aci"),
-        "aci never adds host tables"
-    );
-    assert!(
-        !stdout("ip", &["-o", "link"]).contains("t0ae703"),
-        "no tap of this test on the host"
-    );
+    assert!(!stdout("nft", &["list", "tables"]).contains("inet aci"), "aci never adds host tables");
+    assert!(!stdout("ip", &["-o", "link"]).contains("t0ae703"), "no tap of this test on the host");
 }

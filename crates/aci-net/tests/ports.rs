@@ -15,17 +15,11 @@ use common::{can_run, free_port, Env, FakeGuest};
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn tcp(port: u16) -> PortSpec {
-    PortSpec {
-        protocol: Protocol::Tcp,
-        port,
-    }
+    PortSpec { protocol: Protocol::Tcp, port }
 }
 
 fn udp(port: u16) -> PortSpec {
-    PortSpec {
-        protocol: Protocol::Udp,
-        port,
-    }
+    PortSpec { protocol: Protocol::Udp, port }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,11 +58,7 @@ async fn published_ports_reach_the_guest_and_only_declared_ones() {
         ul.send_to(&buf[..n], from).unwrap();
     });
 
-    let published = env
-        .mgr
-        .publish("p", "g1", ip, LOCAL, &[tcp(tport), udp(uport)])
-        .await
-        .unwrap();
+    let published = env.mgr.publish("p", "g1", ip, LOCAL, &[tcp(tport), udp(uport)]).await.unwrap();
     assert_eq!(published.addresses.len(), 2);
 
     let got = tokio::task::spawn_blocking(move || {
@@ -85,8 +75,7 @@ async fn published_ports_reach_the_guest_and_only_declared_ones() {
 
     let echoed = tokio::task::spawn_blocking(move || {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         let mut buf = [0u8; 64];
         for _ in 0..10 {
             s.send_to(b"udp ok", (Ipv4Addr::LOCALHOST, uport)).unwrap();
@@ -134,16 +123,9 @@ async fn a_taken_port_fails_publish_and_leaves_nothing_bound() {
     let (first, udp_first) = (free_port(true), free_port(false));
     let ip = Ipv4Addr::new(10, 231, 5, 2);
     let specs = [tcp(first), udp(udp_first), tcp(taken_port)];
-    let err = env
-        .mgr
-        .publish("c", "g1", ip, LOCAL, &specs)
-        .await
-        .unwrap_err();
+    let err = env.mgr.publish("c", "g1", ip, LOCAL, &specs).await.unwrap_err();
     match &err {
-        ManagerError::Publish {
-            source: PortError::PortInUse { port, protocol, .. },
-            ..
-        } => {
+        ManagerError::Publish { source: PortError::PortInUse { port, protocol, .. }, .. } => {
             assert_eq!((*port, *protocol), (taken_port, Protocol::Tcp));
         }
         other => panic!("expected PortInUse, got {other:?}"),

@@ -127,7 +127,10 @@ mod tests {
         let listing = String::from_utf8(out.stdout).unwrap();
         assert!(out.status.success(), "{listing}");
         assert!(listing.contains("dev/console"), "{listing}");
-        assert!(listing.lines().any(|l| l.starts_with("crw") && l.contains("5,") && l.contains("dev/console")), "{listing}");
+        assert!(
+            listing.lines().any(|l| l.starts_with("crw") && l.contains("5,") && l.contains("dev/console")),
+            "{listing}"
+        );
         assert!(listing.lines().any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with("init")), "{listing}");
     }
 }

@@ -7,22 +7,13 @@ use aci_testkit::{extract_erofs, require_tools, TarLayer};
 
 #[test]
 fn erofs_image_holds_the_merged_tree() {
-    if !require_tools(
-        "erofs_image_holds_the_merged_tree",
-        &["mkfs.erofs", "fsck.erofs", "zstd"],
-    ) {
+    if !require_tools("erofs_image_holds_the_merged_tree", &["mkfs.erofs", "fsck.erofs", "zstd"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let blobs = [
-        TarLayer::new()
-            .file("etc/motd", b"hi", 0o644)
-            .file("etc/gone", b"x", 0o644)
-            .gzip(),
-        TarLayer::new()
-            .whiteout("etc", "gone")
-            .symlink("bin/sh", "busybox")
-            .zstd(),
+        TarLayer::new().file("etc/motd", b"hi", 0o644).file("etc/gone", b"x", 0o644).gzip(),
+        TarLayer::new().whiteout("etc", "gone").symlink("bin/sh", "busybox").zstd(),
     ];
     let layers: Vec<LayerSource> = blobs
         .iter()
@@ -30,43 +21,23 @@ fn erofs_image_holds_the_merged_tree() {
         .map(|(i, b)| {
             let path = dir.path().join(format!("l{i}"));
             std::fs::write(&path, &b.data).unwrap();
-            LayerSource {
-                path,
-                media_type: b.media_type.clone(),
-                name: format!("l{i}"),
-            }
+            LayerSource { path, media_type: b.media_type.clone(), name: format!("l{i}") }
         })
         .collect();
     for compression in [ErofsCompression::None, ErofsCompression::Lz4] {
         let dest = dir.path().join(format!("out/{compression:?}.erofs"));
-        let options = BuildOptions {
-            compression,
-            ..BuildOptions::default()
-        };
-        let warnings =
-            build_erofs_image(&layers, &dir.path().join("work"), &dest, &options).unwrap();
+        let options = BuildOptions { compression, ..BuildOptions::default() };
+        let warnings = build_erofs_image(&layers, &dir.path().join("work"), &dest, &options).unwrap();
         assert!(warnings.is_empty());
         let out = extract_erofs(&dest);
         let root = out.path().join("root");
         assert_eq!(std::fs::read(root.join("etc/motd")).unwrap(), b"hi");
-        let mtime = std::fs::metadata(root.join("etc/motd"))
-            .unwrap()
-            .modified()
-            .unwrap();
-        let secs = mtime
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let mtime = std::fs::metadata(root.join("etc/motd")).unwrap().modified().unwrap();
+        let secs = mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         assert_eq!(secs, 1_700_000_000, "the layer's mtime is kept");
         assert!(!root.join("etc/gone").exists());
-        assert_eq!(
-            std::fs::read_link(root.join("bin/sh")).unwrap().to_str(),
-            Some("busybox")
-        );
+        assert_eq!(std::fs::read_link(root.join("bin/sh")).unwrap().to_str(), Some("busybox"));
         // The scratch tree is gone; only the image is left.
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("work")).unwrap().count(),
-            0
-        );
+        assert_eq!(std::fs::read_dir(dir.path().join("work")).unwrap().count(), 0);
     }
 }

@@ -40,11 +40,7 @@ impl Scene {
             .map(|(i, b)| {
                 let path = self.base.path().join(format!("layer{i}"));
                 std::fs::write(&path, &b.data).unwrap();
-                LayerSource {
-                    path,
-                    media_type: b.media_type,
-                    name: format!("layer{i}"),
-                }
+                LayerSource { path, media_type: b.media_type, name: format!("layer{i}") }
             })
             .collect()
     }
@@ -60,9 +56,7 @@ impl Scene {
 fn walk(dir: &Path, skip: &Path, out: &mut BTreeSet<(PathBuf, Vec<u8>)>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        let is_layer = p
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("layer"));
+        let is_layer = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("layer"));
         if p == skip || is_layer {
             continue;
         }
@@ -70,11 +64,7 @@ fn walk(dir: &Path, skip: &Path, out: &mut BTreeSet<(PathBuf, Vec<u8>)>) {
         if meta.is_dir() {
             walk(&p, skip, out);
         }
-        let data = if meta.is_file() {
-            std::fs::read(&p).unwrap()
-        } else {
-            Vec::new()
-        };
+        let data = if meta.is_file() { std::fs::read(&p).unwrap() } else { Vec::new() };
         out.insert((p, data));
     }
 }
@@ -102,15 +92,8 @@ fn whiteouts_links_modes_and_compressions() {
         .opaque("b")
         .file("b/new", b"new", 0o644)
         .zstd();
-    let l3 = TarLayer::new()
-        .file("plain", b"uncompressed", 0o644)
-        .plain();
-    let warnings = unpack_layers(
-        &s.layers(vec![l1, l2, l3]),
-        &s.root(),
-        &UnpackPolicy::default(),
-    )
-    .unwrap();
+    let l3 = TarLayer::new().file("plain", b"uncompressed", 0o644).plain();
+    let warnings = unpack_layers(&s.layers(vec![l1, l2, l3]), &s.root(), &UnpackPolicy::default()).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     let r = s.root();
     assert!(!r.join("a/x").exists() && r.join("a/y").exists());
@@ -118,21 +101,12 @@ fn whiteouts_links_modes_and_compressions() {
     assert!(!r.join("b/z").exists());
     assert_eq!(std::fs::read(r.join("b/new")).unwrap(), b"new");
     assert_eq!(std::fs::read(r.join("plain")).unwrap(), b"uncompressed");
-    let mode = |p: &str| {
-        std::fs::symlink_metadata(r.join(p))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o7777
-    };
+    let mode = |p: &str| std::fs::symlink_metadata(r.join(p)).unwrap().permissions().mode() & 0o7777;
     assert_eq!((mode("a/y"), mode("f")), (0o640, 0o600));
     let f = std::fs::metadata(r.join("f")).unwrap();
     assert_eq!(f.ino(), std::fs::metadata(r.join("g")).unwrap().ino());
     assert_eq!(std::fs::read_link(r.join("s")).unwrap(), Path::new("f"));
-    assert_eq!(
-        get_xattr(&r.join("xa"), "user.aci").as_deref(),
-        Some(&b"yes"[..])
-    );
+    assert_eq!(get_xattr(&r.join("xa"), "user.aci").as_deref(), Some(&b"yes"[..]));
     if is_root() {
         let o = std::fs::metadata(r.join("owned")).unwrap();
         assert_eq!((o.uid(), o.gid()), (1000, 2000));
@@ -151,9 +125,7 @@ fn get_xattr(path: &Path, key: &str) -> Option<Vec<u8>> {
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 #[test]
@@ -182,50 +154,24 @@ fn hostile_layers_stay_inside_the_root() {
         .whiteout("to-host", "keep")
         .whiteout("", "..")
         .plain();
-    let warnings =
-        unpack_layers(&s.layers(vec![l1, l2]), &s.root(), &UnpackPolicy::default()).unwrap();
+    let warnings = unpack_layers(&s.layers(vec![l1, l2]), &s.root(), &UnpackPolicy::default()).unwrap();
     let after = s.outside_snapshot();
-    let changed: Vec<_> = after
-        .symmetric_difference(&before)
-        .map(|(p, _)| p)
-        .collect();
+    let changed: Vec<_> = after.symmetric_difference(&before).map(|(p, _)| p).collect();
     assert!(changed.is_empty(), "changed outside the root: {changed:?}");
     let r = s.root();
     assert_eq!(std::fs::read(r.join("abs-file")).unwrap(), b"made relative");
     assert_eq!(std::fs::read(r.join("through-root")).unwrap(), b"contained");
     assert_eq!(std::fs::read(r.join("through-up")).unwrap(), b"contained");
     let inner_host = r.join(outside.trim_start_matches('/'));
-    assert_eq!(
-        std::fs::read(inner_host.join("pwned")).unwrap(),
-        b"contained"
-    );
-    assert!(
-        !inner_host.join("keep").exists(),
-        "whiteout through the symlink acts inside"
-    );
-    assert!(std::fs::symlink_metadata(r.join("victim"))
-        .unwrap()
-        .is_file());
-    assert!(
-        !r.join("dev-null").exists() && !r.join("hl-up").exists() && !r.join("hl-abs").exists()
-    );
+    assert_eq!(std::fs::read(inner_host.join("pwned")).unwrap(), b"contained");
+    assert!(!inner_host.join("keep").exists(), "whiteout through the symlink acts inside");
+    assert!(std::fs::symlink_metadata(r.join("victim")).unwrap().is_file());
+    assert!(!r.join("dev-null").exists() && !r.join("hl-up").exists() && !r.join("hl-abs").exists());
     let kinds: Vec<&WarningKind> = warnings.iter().map(|w| &w.kind).collect();
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| ***k == WarningKind::ParentComponent)
-            .count(),
-        3
-    );
+    assert_eq!(kinds.iter().filter(|k| ***k == WarningKind::ParentComponent).count(), 3);
     assert!(kinds.contains(&&WarningKind::AbsolutePath));
     assert!(kinds.contains(&&WarningKind::DeviceSkipped));
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| matches!(k, WarningKind::BadHardlink(_)))
-            .count(),
-        2
-    );
+    assert_eq!(kinds.iter().filter(|k| matches!(k, WarningKind::BadHardlink(_))).count(), 2);
     assert!(warnings.iter().all(|w| w.to_string().contains(&w.layer)));
 }
 
@@ -236,36 +182,18 @@ fn policies_reject_devices_and_setuid() {
         TarLayer::new().char_device("dev/kmsg").plain(),
         TarLayer::new().file("bin/su", b"su", 0o4755).plain(),
     ]);
-    let reject = UnpackPolicy {
-        devices: DevicePolicy::Reject,
-        setuid: SetuidPolicy::Reject,
-    };
+    let reject = UnpackPolicy { devices: DevicePolicy::Reject, setuid: SetuidPolicy::Reject };
     let err = unpack_layers(&layers[..1], &s.root(), &reject).unwrap_err();
-    assert!(
-        matches!(&err, RootfsError::Rejected { path, .. } if path == "dev/kmsg"),
-        "{err}"
-    );
+    assert!(matches!(&err, RootfsError::Rejected { path, .. } if path == "dev/kmsg"), "{err}");
     let err = unpack_layers(&layers[1..], &s.root(), &reject).unwrap_err();
-    assert!(
-        err.to_string().contains("bin/su") && err.to_string().contains("setuid"),
-        "{err}"
-    );
-    let strip = UnpackPolicy {
-        setuid: SetuidPolicy::Strip,
-        ..UnpackPolicy::default()
-    };
+    assert!(err.to_string().contains("bin/su") && err.to_string().contains("setuid"), "{err}");
+    let strip = UnpackPolicy { setuid: SetuidPolicy::Strip, ..UnpackPolicy::default() };
     let warnings = unpack_layers(&layers[1..], &s.root(), &strip).unwrap();
     assert_eq!(warnings[0].kind, WarningKind::SetuidStripped);
-    let mode = std::fs::metadata(s.root().join("bin/su"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(s.root().join("bin/su")).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o755);
     let keep = unpack_layers(&layers[1..], &s.root(), &UnpackPolicy::default()).unwrap();
     assert!(keep.is_empty());
-    let mode = std::fs::metadata(s.root().join("bin/su"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(s.root().join("bin/su")).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o4755);
 }

@@ -5,8 +5,7 @@
 use std::path::Path;
 
 use aci_storage::volumes::{
-    AzureFileDriver, AzureFileSource, GuestMountSource, Volume, VolumeError, VolumeRegistry,
-    VolumeSource,
+    AzureFileDriver, AzureFileSource, GuestMountSource, Volume, VolumeError, VolumeRegistry, VolumeSource,
 };
 
 const KEY: &str = "c3RvcmFnZS1rZXktZm9yLXRlc3Rz/+Q==";
@@ -33,15 +32,8 @@ fn local_registry() -> VolumeRegistry {
 #[test]
 fn custom_resolver_gives_a_cifs_mount_with_the_key_apart() {
     let volume = share("acct", "share1", KEY, true);
-    let prepared = local_registry()
-        .prepare(Path::new("/nonexistent"), &volume)
-        .unwrap();
-    let GuestMountSource::Cifs {
-        unc,
-        options,
-        password,
-    } = &prepared.mount.source
-    else {
+    let prepared = local_registry().prepare(Path::new("/nonexistent"), &volume).unwrap();
+    let GuestMountSource::Cifs { unc, options, password } = &prepared.mount.source else {
         panic!("unexpected {:?}", prepared.mount.source);
     };
     assert_eq!(unc, "//127.0.0.1/share1");
@@ -53,20 +45,15 @@ fn custom_resolver_gives_a_cifs_mount_with_the_key_apart() {
     assert!(prepared.mount.read_only);
     assert!(prepared.host_share().is_none());
 
-    let rw = local_registry()
-        .prepare(
-            Path::new("/nonexistent"),
-            &share("acct", "share1", KEY, false),
-        )
-        .unwrap();
+    let rw =
+        local_registry().prepare(Path::new("/nonexistent"), &share("acct", "share1", KEY, false)).unwrap();
     assert!(!rw.mount.read_only);
 }
 
 #[test]
 fn default_resolver_is_the_azure_public_cloud() {
-    let prepared = VolumeRegistry::new()
-        .prepare(Path::new("/nonexistent"), &share("acct", "s", KEY, false))
-        .unwrap();
+    let prepared =
+        VolumeRegistry::new().prepare(Path::new("/nonexistent"), &share("acct", "s", KEY, false)).unwrap();
     let GuestMountSource::Cifs { unc, .. } = &prepared.mount.source else {
         panic!("unexpected {:?}", prepared.mount.source);
     };
@@ -77,16 +64,12 @@ fn default_resolver_is_the_azure_public_cloud() {
 fn the_key_is_absent_from_every_string_form() {
     let volume = share("acct", "share1", KEY, false);
     let registry = local_registry();
-    let prepared = registry
-        .prepare(Path::new("/nonexistent"), &volume)
-        .unwrap();
+    let prepared = registry.prepare(Path::new("/nonexistent"), &volume).unwrap();
     let GuestMountSource::Cifs { unc, options, .. } = &prepared.mount.source else {
         panic!("unexpected {:?}", prepared.mount.source);
     };
     let bad = share("acct", "a/b", KEY, false);
-    let err = registry
-        .prepare(Path::new("/nonexistent"), &bad)
-        .unwrap_err();
+    let err = registry.prepare(Path::new("/nonexistent"), &bad).unwrap_err();
     for shown in [
         format!("{volume:?}"),
         format!("{volume:#?}"),
@@ -114,35 +97,16 @@ fn fields_that_would_break_the_mount_are_refused() {
         ("", "s", "storageAccountName"),
         ("ac ct", "s", "storageAccountName"),
     ] {
-        let err = registry
-            .prepare(Path::new("/x"), &share(account, share_name, KEY, false))
-            .unwrap_err();
+        let err = registry.prepare(Path::new("/x"), &share(account, share_name, KEY, false)).unwrap_err();
         assert!(
             matches!(&err, VolumeError::InvalidAzureFile { volume, field: f, .. }
                 if volume == "data" && *f == field),
             "{account}/{share_name}: {err:?}"
         );
     }
-    let hostile =
-        VolumeRegistry::new().with(AzureFileDriver::new(|_: &str| "srv,uid=0".to_owned()));
-    let err = hostile
-        .prepare(Path::new("/x"), &share("acct", "s", KEY, false))
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VolumeError::InvalidAzureFile {
-                field: "server",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let err = registry
-        .prepare(Path::new("/x"), &share("acct", "s", "", false))
-        .unwrap_err();
-    assert!(
-        matches!(err, VolumeError::EmptyStorageAccountKey { .. }),
-        "{err:?}"
-    );
+    let hostile = VolumeRegistry::new().with(AzureFileDriver::new(|_: &str| "srv,uid=0".to_owned()));
+    let err = hostile.prepare(Path::new("/x"), &share("acct", "s", KEY, false)).unwrap_err();
+    assert!(matches!(err, VolumeError::InvalidAzureFile { field: "server", .. }), "{err:?}");
+    let err = registry.prepare(Path::new("/x"), &share("acct", "s", "", false)).unwrap_err();
+    assert!(matches!(err, VolumeError::EmptyStorageAccountKey { .. }), "{err:?}");
 }

@@ -9,40 +9,26 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aci_storage::volumes::{
-    GitRepoDriver, GitRepoSource, GuestMountSource, Volume, VolumeError, VolumeRegistry,
-    VolumeSource,
+    GitRepoDriver, GitRepoSource, GuestMountSource, Volume, VolumeError, VolumeRegistry, VolumeSource,
 };
 use aci_testkit::require_tools;
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the daemon).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Runs git with a fixed identity and no user or system configuration.
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=aci",
-            "-c",
-            "user.email=aci@example.invalid",
-        ])
+        .args(["-c", "user.name=aci", "-c", "user.email=aci@example.invalid"])
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -75,10 +61,7 @@ impl GitServer {
         git(&work, &["checkout", "--quiet", "main"]);
         std::fs::write(work.join("README"), "v2").unwrap();
         git(&work, &["commit", "--quiet", "-am", "c2"]);
-        git(
-            base.path(),
-            &["clone", "--quiet", "--bare", "work", "repo.git"],
-        );
+        git(base.path(), &["clone", "--quiet", "--bare", "work", "repo.git"]);
 
         let port = free_port();
         let child = Command::new("git")
@@ -98,18 +81,10 @@ impl GitServer {
             .process_group(0)
             .spawn()
             .unwrap();
-        let server = Self {
-            child,
-            port,
-            c1,
-            _base: base,
-        };
+        let server = Self { child, port, c1, _base: base };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "git daemon did not listen on {port}"
-            );
+            assert!(Instant::now() < deadline, "git daemon did not listen on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
         server
@@ -130,12 +105,7 @@ impl Drop for GitServer {
     }
 }
 
-fn git_volume(
-    name: &str,
-    repository: &str,
-    directory: Option<&str>,
-    revision: Option<&str>,
-) -> Volume {
+fn git_volume(name: &str, repository: &str, directory: Option<&str>, revision: Option<&str>) -> Volume {
     Volume::new(
         name,
         VolumeSource::GitRepo(GitRepoSource {
@@ -209,16 +179,9 @@ fn bad_revision_is_a_checkout_error_naming_the_repository() {
     let server = GitServer::start();
     let state = tempfile::tempdir().unwrap();
     let volume = git_volume("src", &server.url(), None, Some("no-such-branch"));
-    let err = VolumeRegistry::new()
-        .prepare(state.path(), &volume)
-        .unwrap_err();
+    let err = VolumeRegistry::new().prepare(state.path(), &volume).unwrap_err();
     match &err {
-        VolumeError::CheckoutRevision {
-            volume,
-            repository,
-            revision,
-            ..
-        } => {
+        VolumeError::CheckoutRevision { volume, repository, revision, .. } => {
             assert_eq!(volume, "src");
             assert_eq!(repository, &server.url());
             assert_eq!(revision, "no-such-branch");
@@ -265,9 +228,7 @@ fn directory_and_revision_are_checked_before_cloning() {
     let registry = VolumeRegistry::new();
     let url = "git://127.0.0.1:1/repo.git";
     for dir in ["../escape", "a/../../b", "/etc", "/"] {
-        let err = registry
-            .prepare(state.path(), &git_volume("src", url, Some(dir), None))
-            .unwrap_err();
+        let err = registry.prepare(state.path(), &git_volume("src", url, Some(dir), None)).unwrap_err();
         assert!(
             matches!(&err, VolumeError::InvalidGitDirectory { volume, directory, .. }
                 if volume == "src" && directory == dir),
@@ -275,22 +236,12 @@ fn directory_and_revision_are_checked_before_cloning() {
         );
     }
     for rev in ["--upload-pack=touch /tmp/x", "", "a b"] {
-        let err = registry
-            .prepare(state.path(), &git_volume("src", url, None, Some(rev)))
-            .unwrap_err();
-        assert!(
-            matches!(err, VolumeError::InvalidGitRevision { .. }),
-            "{rev}: {err:?}"
-        );
+        let err = registry.prepare(state.path(), &git_volume("src", url, None, Some(rev))).unwrap_err();
+        assert!(matches!(err, VolumeError::InvalidGitRevision { .. }), "{rev}: {err:?}");
     }
     for repo in ["", "--upload-pack=x", "git://127.0.0.1:1/.."] {
-        let err = registry
-            .prepare(state.path(), &git_volume("src", repo, None, None))
-            .unwrap_err();
-        assert!(
-            matches!(err, VolumeError::InvalidRepository { .. }),
-            "{repo}: {err:?}"
-        );
+        let err = registry.prepare(state.path(), &git_volume("src", repo, None, None)).unwrap_err();
+        assert!(matches!(err, VolumeError::InvalidRepository { .. }), "{repo}: {err:?}");
     }
     assert!(std::fs::read_dir(state.path()).unwrap().next().is_none());
 }
@@ -308,9 +259,7 @@ fn a_silent_server_times_out() {
     let driver = GitRepoDriver::default().with_timeout(Duration::from_secs(1));
     let registry = VolumeRegistry::empty().with(driver);
     let started = Instant::now();
-    let err = registry
-        .prepare(state.path(), &git_volume("src", &url, None, None))
-        .unwrap_err();
+    let err = registry.prepare(state.path(), &git_volume("src", &url, None, None)).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(
         matches!(&err, VolumeError::CloneRepository { detail, .. } if detail.contains("timed out")),

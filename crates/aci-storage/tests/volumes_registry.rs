@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use aci_storage::volumes::{
-    resolve_mounts, EmptyDirDriver, EmptyDirSource, GuestMount, GuestMountSource, HostPathSource,
-    MountError, MountRequest, PreparedVolume, Volume, VolumeDriver, VolumeError, VolumeRegistry,
-    VolumeSource, VolumeType,
+    resolve_mounts, EmptyDirDriver, EmptyDirSource, GuestMount, GuestMountSource, HostPathSource, MountError,
+    MountRequest, PreparedVolume, Volume, VolumeDriver, VolumeError, VolumeRegistry, VolumeSource,
+    VolumeType,
 };
 
 fn empty_dir(name: &str) -> Volume {
@@ -18,13 +18,7 @@ fn empty_dir(name: &str) -> Volume {
 }
 
 fn host_path(name: &str, path: &Path, read_only: bool) -> Volume {
-    Volume::new(
-        name,
-        VolumeSource::HostPath(HostPathSource {
-            path: path.to_owned(),
-            read_only,
-        }),
-    )
+    Volume::new(name, VolumeSource::HostPath(HostPathSource { path: path.to_owned(), read_only }))
 }
 
 /// An emptyDir stand-in that writes a marker file on the host and counts its calls.
@@ -62,31 +56,20 @@ impl VolumeDriver for MarkerDriver {
 
 #[test]
 fn empty_dir_is_a_group_tmpfs_with_an_optional_size() {
-    let limited = Volume::new(
-        "scratch",
-        VolumeSource::EmptyDir(EmptyDirSource {
-            size_limit: Some(1 << 30),
-        }),
-    );
+    let limited =
+        Volume::new("scratch", VolumeSource::EmptyDir(EmptyDirSource { size_limit: Some(1 << 30) }));
     let registry = VolumeRegistry::new();
     let state = tempfile::tempdir().unwrap();
-    let prepared = registry
-        .prepare_all(state.path(), &[limited, empty_dir("plain")])
-        .unwrap();
+    let prepared = registry.prepare_all(state.path(), &[limited, empty_dir("plain")]).unwrap();
     assert_eq!(
         prepared[0].mount,
         GuestMount {
             name: "scratch".into(),
-            source: GuestMountSource::Tmpfs {
-                size_limit: Some(1 << 30)
-            },
+            source: GuestMountSource::Tmpfs { size_limit: Some(1 << 30) },
             read_only: false,
         }
     );
-    assert_eq!(
-        prepared[1].mount.source,
-        GuestMountSource::Tmpfs { size_limit: None }
-    );
+    assert_eq!(prepared[1].mount.source, GuestMountSource::Tmpfs { size_limit: None });
     assert!(prepared[0].host_share().is_none());
     assert!(std::fs::read_dir(state.path()).unwrap().next().is_none());
 }
@@ -100,41 +83,22 @@ fn host_path_is_a_canonical_virtiofs_share() {
     let registry = VolumeRegistry::new();
     let group = Path::new("/nonexistent/group");
 
-    let prepared = registry
-        .prepare(
-            group,
-            &host_path("share", &host.path().join("link/./"), true),
-        )
-        .unwrap();
+    let prepared = registry.prepare(group, &host_path("share", &host.path().join("link/./"), true)).unwrap();
     let share = prepared.host_share().unwrap();
     assert_eq!(share.host_dir, real.canonicalize().unwrap());
     assert_eq!(share.tag, "aci-share");
     assert!(share.read_only && prepared.mount.read_only);
-    let rw = registry
-        .prepare(group, &host_path("rw", &real, false))
-        .unwrap();
+    let rw = registry.prepare(group, &host_path("rw", &real, false)).unwrap();
     assert!(!rw.host_share().unwrap().read_only);
 
-    let missing = registry
-        .prepare(group, &host_path("m", &host.path().join("missing"), false))
-        .unwrap_err();
+    let missing = registry.prepare(group, &host_path("m", &host.path().join("missing"), false)).unwrap_err();
     assert!(matches!(&missing, VolumeError::ResolveHostPath { volume, .. } if volume == "m"));
     let file = host.path().join("file");
     std::fs::write(&file, "x").unwrap();
-    let not_dir = registry
-        .prepare(group, &host_path("f", &file, false))
-        .unwrap_err();
-    assert!(
-        matches!(not_dir, VolumeError::HostPathNotDirectory { .. }),
-        "{not_dir:?}"
-    );
-    let relative = registry
-        .prepare(group, &host_path("r", Path::new("relative/dir"), false))
-        .unwrap_err();
-    assert!(
-        matches!(relative, VolumeError::HostPathNotAbsolute { .. }),
-        "{relative:?}"
-    );
+    let not_dir = registry.prepare(group, &host_path("f", &file, false)).unwrap_err();
+    assert!(matches!(not_dir, VolumeError::HostPathNotDirectory { .. }), "{not_dir:?}");
+    let relative = registry.prepare(group, &host_path("r", Path::new("relative/dir"), false)).unwrap_err();
+    assert!(matches!(relative, VolumeError::HostPathNotAbsolute { .. }), "{relative:?}");
 
     // Releasing never touches the user's directory.
     registry.release_all(group, &[prepared, rw]).unwrap();
@@ -147,9 +111,7 @@ fn dispatch_goes_through_the_registered_driver_and_release_cleans_up() {
     let registry = VolumeRegistry::new().with(marker.clone());
     let state = tempfile::tempdir().unwrap();
     let group = state.path().join("group");
-    let prepared = registry
-        .prepare_all(&group, &[empty_dir("a"), empty_dir("b")])
-        .unwrap();
+    let prepared = registry.prepare_all(&group, &[empty_dir("a"), empty_dir("b")]).unwrap();
     assert_eq!(marker.prepared.load(Ordering::SeqCst), 2);
     assert!(group.join("a/marker").is_file());
     registry.release_all(&group, &prepared).unwrap();
@@ -165,10 +127,7 @@ fn a_failed_volume_rolls_back_the_ones_before_it() {
     let registry = VolumeRegistry::new().with(marker.clone());
     let state = tempfile::tempdir().unwrap();
     let group = state.path().join("group");
-    let volumes = [
-        empty_dir("a"),
-        host_path("h", &state.path().join("missing"), false),
-    ];
+    let volumes = [empty_dir("a"), host_path("h", &state.path().join("missing"), false)];
     let err = registry.prepare_all(&group, &volumes).unwrap_err();
     assert!(matches!(&err, VolumeError::ResolveHostPath { volume, .. } if volume == "h"));
     assert_eq!(marker.released.load(Ordering::SeqCst), 1);
@@ -178,9 +137,7 @@ fn a_failed_volume_rolls_back_the_ones_before_it() {
 #[test]
 fn missing_drivers_bad_names_and_duplicates_are_typed_errors() {
     let group = Path::new("/nonexistent");
-    let err = VolumeRegistry::empty()
-        .prepare(group, &empty_dir("a"))
-        .unwrap_err();
+    let err = VolumeRegistry::empty().prepare(group, &empty_dir("a")).unwrap_err();
     assert!(matches!(
         &err,
         VolumeError::NoDriver { volume, volume_type: VolumeType::EmptyDir } if volume == "a"
@@ -188,52 +145,33 @@ fn missing_drivers_bad_names_and_duplicates_are_typed_errors() {
     let registry = VolumeRegistry::new();
     for name in ["", "..", "a/b"] {
         let err = registry.prepare(group, &empty_dir(name)).unwrap_err();
-        assert!(
-            matches!(err, VolumeError::InvalidVolumeName { .. }),
-            "{name:?}"
-        );
+        assert!(matches!(err, VolumeError::InvalidVolumeName { .. }), "{name:?}");
     }
-    let err = registry
-        .prepare_all(group, &[empty_dir("a"), empty_dir("a")])
-        .unwrap_err();
+    let err = registry.prepare_all(group, &[empty_dir("a"), empty_dir("a")]).unwrap_err();
     assert!(matches!(&err, VolumeError::DuplicateVolume { volume } if volume == "a"));
     let secret = Volume::new("s", VolumeSource::Secret(BTreeMap::new()));
     let err = EmptyDirDriver.prepare(group, &secret).unwrap_err();
     assert!(matches!(
         err,
-        VolumeError::WrongDriver {
-            driver: VolumeType::EmptyDir,
-            volume_type: VolumeType::Secret,
-            ..
-        }
+        VolumeError::WrongDriver { driver: VolumeType::EmptyDir, volume_type: VolumeType::Secret, .. }
     ));
 }
 
 fn mount(volume: &str, path: &str, read_only: bool) -> MountRequest {
-    MountRequest {
-        volume: volume.into(),
-        mount_path: path.into(),
-        read_only,
-    }
+    MountRequest { volume: volume.into(), mount_path: path.into(), read_only }
 }
 
 #[test]
 fn volume_mounts_resolve_against_prepared_volumes() {
     let registry = VolumeRegistry::new();
     let state = tempfile::tempdir().unwrap();
-    let volumes = [
-        empty_dir("shared"),
-        Volume::new("creds", VolumeSource::Secret(BTreeMap::new())),
-    ];
+    let volumes = [empty_dir("shared"), Volume::new("creds", VolumeSource::Secret(BTreeMap::new()))];
     let prepared = registry.prepare_all(state.path(), &volumes).unwrap();
 
     // One volume, two containers, different paths and modes.
     let web = resolve_mounts(
         "web",
-        &[
-            mount("shared", "/data/", false),
-            mount("creds", "/etc/creds", false),
-        ],
+        &[mount("shared", "/data/", false), mount("creds", "/etc/creds", false)],
         &prepared,
     )
     .unwrap();
@@ -252,15 +190,9 @@ fn volume_mounts_resolve_against_prepared_volumes() {
     ));
     for path in ["relative", "/a/../b", "/", "/a:b"] {
         let err = resolve_mounts("web", &[mount("shared", path, false)], &prepared).unwrap_err();
-        assert!(
-            matches!(err, MountError::InvalidMountPath { .. }),
-            "{path}: {err:?}"
-        );
+        assert!(matches!(err, MountError::InvalidMountPath { .. }), "{path}: {err:?}");
     }
     let twice = [mount("shared", "/d", false), mount("creds", "/d/", false)];
     let err = resolve_mounts("web", &twice, &prepared).unwrap_err();
-    assert!(
-        matches!(err, MountError::DuplicateMountPath { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, MountError::DuplicateMountPath { .. }), "{err:?}");
 }

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aci_storage::volumes::{
-    GuestMountSource, SecretValue, Volume, VolumeError, VolumeRegistry, VolumeSource,
-    SECRET_FILE_MODE,
+    GuestMountSource, SecretValue, Volume, VolumeError, VolumeRegistry, VolumeSource, SECRET_FILE_MODE,
 };
 
 const PLAIN: &str = "correct-horse-battery";
@@ -15,10 +14,8 @@ const PLAIN: &str = "correct-horse-battery";
 const ENCODED: &str = "Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5";
 
 fn secret_volume(files: &[(&str, &str)]) -> Volume {
-    let files: BTreeMap<String, SecretValue> = files
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), SecretValue::from(*v)))
-        .collect();
+    let files: BTreeMap<String, SecretValue> =
+        files.iter().map(|(k, v)| ((*k).to_owned(), SecretValue::from(*v))).collect();
     Volume::new("creds", VolumeSource::Secret(files))
 }
 
@@ -52,10 +49,8 @@ fn decodes_files_into_a_read_only_memory_mount() {
     let GuestMountSource::SecretFiles { files } = &prepared.mount.source else {
         panic!("unexpected {:?}", prepared.mount.source);
     };
-    let by_name: BTreeMap<&str, &[u8]> = files
-        .iter()
-        .map(|f| (f.name.as_str(), f.contents.expose()))
-        .collect();
+    let by_name: BTreeMap<&str, &[u8]> =
+        files.iter().map(|f| (f.name.as_str(), f.contents.expose())).collect();
     assert_eq!(by_name["token"], PLAIN.as_bytes());
     assert_eq!(by_name["greeting"], b"hello");
     assert_eq!(by_name["empty"], b"");
@@ -67,9 +62,7 @@ fn decodes_files_into_a_read_only_memory_mount() {
 #[test]
 fn invalid_base64_names_the_volume_and_file_but_not_the_value() {
     let volume = secret_volume(&[("ok", ENCODED), ("bad", "not base64!!")]);
-    let err = VolumeRegistry::new()
-        .prepare(Path::new("/nonexistent"), &volume)
-        .unwrap_err();
+    let err = VolumeRegistry::new().prepare(Path::new("/nonexistent"), &volume).unwrap_err();
     assert!(
         matches!(&err, VolumeError::DecodeSecret { volume, file } if volume == "creds" && file == "bad"),
         "{err:?}"
@@ -83,9 +76,7 @@ fn invalid_base64_names_the_volume_and_file_but_not_the_value() {
 fn file_names_must_be_one_path_component() {
     for name in ["", ".", "..", "a/b", "../escape", "/etc/passwd", "nul\0"] {
         let volume = secret_volume(&[(name, ENCODED)]);
-        let err = VolumeRegistry::new()
-            .prepare(Path::new("/nonexistent"), &volume)
-            .unwrap_err();
+        let err = VolumeRegistry::new().prepare(Path::new("/nonexistent"), &volume).unwrap_err();
         assert!(
             matches!(&err, VolumeError::InvalidSecretFileName { volume, file }
                 if volume == "creds" && file == name),
@@ -98,9 +89,7 @@ fn file_names_must_be_one_path_component() {
 #[test]
 fn debug_output_never_shows_contents() {
     let volume = secret_volume(&[("token", ENCODED)]);
-    let prepared = VolumeRegistry::new()
-        .prepare(Path::new("/nonexistent"), &volume)
-        .unwrap();
+    let prepared = VolumeRegistry::new().prepare(Path::new("/nonexistent"), &volume).unwrap();
     for shown in [
         format!("{volume:?}"),
         format!("{volume:#?}"),

@@ -36,10 +36,7 @@ pub struct PlatformSpec {
 impl PlatformSpec {
     /// `os/architecture`.
     pub fn new(os: &str, architecture: &str) -> Self {
-        Self {
-            os: os.into(),
-            architecture: architecture.into(),
-        }
+        Self { os: os.into(), architecture: architecture.into() }
     }
 }
 
@@ -58,20 +55,10 @@ impl Default for OciLayout {
 impl OciLayout {
     /// An empty layout.
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("aci-layout-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("aci-layout-").tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
-        std::fs::write(
-            dir.path().join("oci-layout"),
-            r#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-        .unwrap();
-        let layout = Self {
-            dir,
-            tags: Vec::new(),
-        };
+        std::fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let layout = Self { dir, tags: Vec::new() };
         layout.write_index();
         layout
     }
@@ -86,42 +73,26 @@ impl OciLayout {
         let digest = crate::sha256_digest(data);
         let hex = digest.trim_start_matches("sha256:");
         std::fs::write(self.dir.path().join("blobs/sha256").join(hex), data).unwrap();
-        Descriptor {
-            media_type: media_type.into(),
-            digest,
-            size: data.len() as u64,
-        }
+        Descriptor { media_type: media_type.into(), digest, size: data.len() as u64 }
     }
 
     /// Stores config + layers + an OCI image manifest for `platform`; returns the manifest.
     /// `config` is the image config's `config` object (Entrypoint, Env, ...).
-    pub fn add_image(
-        &self,
-        config: Value,
-        layers: &[LayerBlob],
-        platform: &PlatformSpec,
-    ) -> Descriptor {
+    pub fn add_image(&self, config: Value, layers: &[LayerBlob], platform: &PlatformSpec) -> Descriptor {
         let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
         let config = json!({
             "architecture": platform.architecture, "os": platform.os, "config": config,
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
         });
-        let config = self.add_blob(
-            "application/vnd.oci.image.config.v1+json",
-            &serde_json::to_vec(&config).unwrap(),
-        );
-        let layers: Vec<Value> = layers
-            .iter()
-            .map(|l| self.add_blob(&l.media_type, &l.data).to_json())
-            .collect();
+        let config =
+            self.add_blob("application/vnd.oci.image.config.v1+json", &serde_json::to_vec(&config).unwrap());
+        let layers: Vec<Value> =
+            layers.iter().map(|l| self.add_blob(&l.media_type, &l.data).to_json()).collect();
         let manifest = json!({
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": config.to_json(), "layers": layers,
         });
-        self.add_blob(
-            "application/vnd.oci.image.manifest.v1+json",
-            &serde_json::to_vec(&manifest).unwrap(),
-        )
+        self.add_blob("application/vnd.oci.image.manifest.v1+json", &serde_json::to_vec(&manifest).unwrap())
     }
 
     /// Stores an OCI image index over `(manifest, platform)` pairs; returns the index.
@@ -138,10 +109,7 @@ impl OciLayout {
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
             "manifests": manifests,
         });
-        self.add_blob(
-            "application/vnd.oci.image.index.v1+json",
-            &serde_json::to_vec(&index).unwrap(),
-        )
+        self.add_blob("application/vnd.oci.image.index.v1+json", &serde_json::to_vec(&index).unwrap())
     }
 
     /// Names `desc` (a manifest or an index) `tag` in `index.json`.
@@ -154,10 +122,6 @@ impl OciLayout {
 
     fn write_index(&self) {
         let index = json!({"schemaVersion": 2, "manifests": self.tags});
-        std::fs::write(
-            self.dir.path().join("index.json"),
-            serde_json::to_vec(&index).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(self.dir.path().join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     }
 }

@@ -26,18 +26,11 @@ pub use umoci::busybox_image;
 /// Returns `true` when every tool is on `PATH`. Otherwise panics when env `CI` is set, or
 /// prints a skip reason and returns `false`.
 pub fn require_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| which(t).is_none())
-        .collect();
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| which(t).is_none()).collect();
     if missing.is_empty() {
         return true;
     }
-    let msg = format!(
-        "{test}: missing {} (cargo xtask setup installs them)",
-        missing.join(", ")
-    );
+    let msg = format!("{test}: missing {} (cargo xtask setup installs them)", missing.join(", "));
     if std::env::var_os("CI").is_some() {
         panic!("{msg}");
     }
@@ -62,9 +55,7 @@ pub fn sha256_digest(data: &[u8]) -> String {
 
 /// Runs a command and panics with its output when it fails (test support only).
 pub(crate) fn run(cmd: &mut std::process::Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -77,13 +68,8 @@ pub(crate) fn run(cmd: &mut std::process::Command) -> String {
 /// Extracts an erofs image with `fsck.erofs --extract` (checking it on the way) into a
 /// fresh temp dir, returned with the extracted root at `dir.path()/root`.
 pub fn extract_erofs(image: &std::path::Path) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("aci-erofs-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("aci-erofs-").tempdir().unwrap();
     let root = dir.path().join("root");
-    run(std::process::Command::new("fsck.erofs")
-        .arg(format!("--extract={}", root.display()))
-        .arg(image));
+    run(std::process::Command::new("fsck.erofs").arg(format!("--extract={}", root.display())).arg(image));
     dir
 }

@@ -28,15 +28,8 @@ impl Registry {
     }
 
     fn spawn(auth: Option<(String, String)>) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("aci-registry-")
-            .tempdir()
-            .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let dir = tempfile::Builder::new().prefix("aci-registry-").tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).unwrap();
         let mut config = format!(
@@ -49,10 +42,7 @@ impl Registry {
             let line = crate::run(Command::new("htpasswd").args(["-Bbn", user, password]));
             let htpasswd = dir.path().join("htpasswd");
             std::fs::write(&htpasswd, line.trim()).unwrap();
-            config += &format!(
-                "auth:\n  htpasswd:\n    realm: aci-test\n    path: {}\n",
-                htpasswd.display()
-            );
+            config += &format!("auth:\n  htpasswd:\n    realm: aci-test\n    path: {}\n", htpasswd.display());
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -65,12 +55,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("spawn docker-registry");
-        let reg = Self {
-            child,
-            port,
-            dir,
-            auth,
-        };
+        let reg = Self { child, port, dir, auth };
         reg.wait_ready();
         reg
     }
@@ -87,11 +72,7 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "docker-registry on port {} did not start: {}",
-            self.port,
-            self.log()
-        );
+        panic!("docker-registry on port {} did not start: {}", self.port, self.log());
     }
 
     /// `127.0.0.1:PORT`, the registry host for image references.
@@ -112,27 +93,18 @@ impl Registry {
     /// Number of access-log lines for requests whose request line contains `needle`
     /// (e.g. `"GET /v2/busybox/blobs/sha256:..."`).
     pub fn requests_matching(&self, needle: &str) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("HTTP/1.1\"") && l.contains(needle))
-            .count()
+        self.log().lines().filter(|l| l.contains("HTTP/1.1\"") && l.contains(needle)).count()
     }
 
     /// Number of access-log lines of any request.
     pub fn request_count(&self) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("\" ") && l.contains(" HTTP/1.1\" "))
-            .count()
+        self.log().lines().filter(|l| l.contains("\" ") && l.contains(" HTTP/1.1\" ")).count()
     }
 
     /// Where the registry stores blob `digest` (`sha256:...`) on disk.
     pub fn blob_data_path(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
-        self.storage().join(format!(
-            "docker/registry/v2/blobs/sha256/{}/{hex}/data",
-            &hex[..2]
-        ))
+        self.storage().join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
     }
 
     /// The registry's storage root.
@@ -144,13 +116,7 @@ impl Registry {
     /// lists and media types) with `skopeo copy --all --format v2s2`.
     pub fn push_oci_as_docker(&self, layout: &Path, layout_tag: &str, dest: &str) {
         let mut cmd = Command::new("skopeo");
-        cmd.args([
-            "copy",
-            "--all",
-            "--format",
-            "v2s2",
-            "--dest-tls-verify=false",
-        ]);
+        cmd.args(["copy", "--all", "--format", "v2s2", "--dest-tls-verify=false"]);
         if let Some((u, p)) = &self.auth {
             cmd.arg(format!("--dest-creds={u}:{p}"));
         }
@@ -163,12 +129,7 @@ impl Registry {
     /// --preserve-digests` (so plain and zstd layers arrive as they are).
     pub fn push_oci(&self, layout: &Path, layout_tag: &str, dest: &str) {
         let mut cmd = Command::new("skopeo");
-        cmd.args([
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-        ]);
+        cmd.args(["copy", "--all", "--preserve-digests", "--dest-tls-verify=false"]);
         if let Some((u, p)) = &self.auth {
             cmd.arg(format!("--dest-creds={u}:{p}"));
         }

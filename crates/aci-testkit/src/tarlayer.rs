@@ -31,19 +31,10 @@ impl Default for TarLayer {
 impl TarLayer {
     /// An empty layer.
     pub fn new() -> Self {
-        Self {
-            builder: tar::Builder::new(Vec::new()),
-        }
+        Self { builder: tar::Builder::new(Vec::new()) }
     }
 
-    fn put(
-        &mut self,
-        kind: EntryType,
-        name: &str,
-        link: &str,
-        mode: u32,
-        data: &[u8],
-    ) -> &mut Self {
+    fn put(&mut self, kind: EntryType, name: &str, link: &str, mode: u32, data: &[u8]) -> &mut Self {
         let mut h = Header::new_ustar();
         h.set_entry_type(kind);
         h.set_mode(mode);
@@ -52,10 +43,7 @@ impl TarLayer {
         h.set_mtime(1_700_000_000);
         h.set_size(data.len() as u64);
         let old = h.as_old_mut();
-        assert!(
-            name.len() < 100 && link.len() < 100,
-            "name too long for a crafted entry"
-        );
+        assert!(name.len() < 100 && link.len() < 100, "name too long for a crafted entry");
         old.name[..name.len()].copy_from_slice(name.as_bytes());
         old.linkname[..link.len()].copy_from_slice(link.as_bytes());
         h.set_cksum();
@@ -87,26 +75,14 @@ impl TarLayer {
     }
 
     /// A regular file with one extended attribute, carried in a PAX `SCHILY.xattr` record.
-    pub fn file_with_xattr(
-        &mut self,
-        name: &str,
-        data: &[u8],
-        key: &str,
-        value: &str,
-    ) -> &mut Self {
+    pub fn file_with_xattr(&mut self, name: &str, data: &[u8], key: &str, value: &str) -> &mut Self {
         let body = format!(" SCHILY.xattr.{key}={value}\n");
         let mut len = body.len();
         while format!("{len}{body}").len() != len {
             len = format!("{len}{body}").len();
         }
         let record = format!("{len}{body}");
-        self.put(
-            EntryType::XHeader,
-            "PaxHeader",
-            "",
-            0o644,
-            record.as_bytes(),
-        );
+        self.put(EntryType::XHeader, "PaxHeader", "", 0o644, record.as_bytes());
         self.put(EntryType::Regular, name, "", 0o644, data)
     }
 
@@ -127,23 +103,13 @@ impl TarLayer {
 
     /// A whiteout hiding `dir/name` from lower layers.
     pub fn whiteout(&mut self, dir: &str, name: &str) -> &mut Self {
-        let path = if dir.is_empty() {
-            format!(".wh.{name}")
-        } else {
-            format!("{dir}/.wh.{name}")
-        };
+        let path = if dir.is_empty() { format!(".wh.{name}") } else { format!("{dir}/.wh.{name}") };
         self.put(EntryType::Regular, &path, "", 0o644, b"")
     }
 
     /// An opaque-directory marker for `dir`.
     pub fn opaque(&mut self, dir: &str) -> &mut Self {
-        self.put(
-            EntryType::Regular,
-            &format!("{dir}/.wh..wh..opq"),
-            "",
-            0o644,
-            b"",
-        )
+        self.put(EntryType::Regular, &format!("{dir}/.wh..wh..opq"), "", 0o644, b"")
     }
 
     /// The uncompressed tar.
@@ -156,11 +122,7 @@ impl TarLayer {
     pub fn plain(&mut self) -> LayerBlob {
         let tar = self.tar();
         let diff_id = crate::sha256_digest(&tar);
-        LayerBlob {
-            data: tar,
-            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
-            diff_id,
-        }
+        LayerBlob { data: tar, media_type: "application/vnd.oci.image.layer.v1.tar".into(), diff_id }
     }
 
     /// A gzip layer blob.
@@ -170,11 +132,7 @@ impl TarLayer {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).unwrap();
         let data = gz.finish().unwrap();
-        LayerBlob {
-            data,
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-            diff_id,
-        }
+        LayerBlob { data, media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(), diff_id }
     }
 
     /// A zstd layer blob (compressed by the `zstd` tool).

@@ -12,20 +12,13 @@ use crate::{run, Registry};
 /// `/etc/doomed`. Config: Entrypoint `/bin/sh`, Cmd `-c 'echo hi'`, Env `FOO=bar`,
 /// WorkingDir `/srv`, User `1000:1000`, ExposedPorts `80/tcp`.
 pub fn busybox_image(registry: &Registry, dest: &str) {
-    let work = tempfile::Builder::new()
-        .prefix("aci-umoci-")
-        .tempdir()
-        .unwrap();
+    let work = tempfile::Builder::new().prefix("aci-umoci-").tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = format!("{}:img", layout.display());
     let bundle = work.path().join("bundle");
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
+    run(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
     run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle));
+    run(Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle));
     let rootfs = bundle.join("rootfs");
     for d in ["bin", "etc", "srv", "tmp"] {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
@@ -37,14 +30,10 @@ pub fn busybox_image(registry: &Registry, dest: &str) {
     std::fs::write(rootfs.join("etc/motd"), "hello from aci\n").unwrap();
     std::fs::write(rootfs.join("etc/doomed"), "deleted by layer 2\n").unwrap();
     // --refresh-bundle: the next repack diffs against this layer, not the empty image.
-    run(Command::new("umoci")
-        .args(["repack", "--refresh-bundle", "--image", &image])
-        .arg(&bundle));
+    run(Command::new("umoci").args(["repack", "--refresh-bundle", "--image", &image]).arg(&bundle));
     std::fs::remove_file(rootfs.join("etc/doomed")).unwrap();
     std::fs::write(rootfs.join("etc/second"), "layer 2\n").unwrap();
-    run(Command::new("umoci")
-        .args(["repack", "--image", &image])
-        .arg(&bundle));
+    run(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
     run(Command::new("umoci").args([
         "config",
         "--image",

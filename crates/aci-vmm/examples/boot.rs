@@ -142,12 +142,8 @@ fn main() -> ExitCode {
     }
     eprintln!("boot: exit {:?} after {:?} (wall {total:?})", exit.reason, exit.elapsed);
     eprintln!("boot: exits {} ({stats:?})", stats.total());
-    let ports: Vec<String> = vm
-        .port_counts()
-        .iter()
-        .take(24)
-        .map(|(port, r, w)| format!("{port:#x}: {r}r/{w}w"))
-        .collect();
+    let ports: Vec<String> =
+        vm.port_counts().iter().take(24).map(|(port, r, w)| format!("{port:#x}: {r}r/{w}w")).collect();
     eprintln!("boot: busiest ports {}", ports.join(", "));
     if ready.get().is_some() {
         ExitCode::SUCCESS

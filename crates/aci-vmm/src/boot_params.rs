@@ -119,8 +119,8 @@ pub fn build_boot_params(input: &BootParamsInput) -> Result<boot_params, BootPar
     for (slot, entry) in params.e820_table.iter_mut().zip(&map) {
         *slot = boot_e820_entry { addr: entry.addr, size: entry.size, type_: entry.kind };
     }
-    params.e820_entries = u8::try_from(map.len())
-        .map_err(|_| BootParamsError::TooManyE820Entries(map.len()))?;
+    params.e820_entries =
+        u8::try_from(map.len()).map_err(|_| BootParamsError::TooManyE820Entries(map.len()))?;
     Ok(params)
 }
 

@@ -181,8 +181,7 @@ pub fn add_legacy_devices(
     let mut bus = PioBus::new();
     bus.register(COM1_PORT, COM1_LEN, serial.clone()).map_err(BuildError::AddDevice)?;
     let (i8042_data, i8042_command) = I8042Port::pair();
-    bus.register(I8042_DATA_PORT, 1, Arc::new(Mutex::new(i8042_data)))
-        .map_err(BuildError::AddDevice)?;
+    bus.register(I8042_DATA_PORT, 1, Arc::new(Mutex::new(i8042_data))).map_err(BuildError::AddDevice)?;
     bus.register(I8042_COMMAND_PORT, 1, Arc::new(Mutex::new(i8042_command)))
         .map_err(BuildError::AddDevice)?;
     bus.register(CMOS_PORT, CMOS_LEN, Arc::new(Mutex::new(Cmos::default())))
@@ -192,11 +191,14 @@ pub fn add_legacy_devices(
 
 /// Step 4b: the configured virtio devices on a new MMIO bus; their `virtio_mmio.device=`
 /// entries are appended to `config.cmdline`.
-pub fn add_virtio_devices(vm: &VmFd, memory: &GuestMem, config: &mut VmConfig) -> Result<MmioBus, BuildError> {
+pub fn add_virtio_devices(
+    vm: &VmFd,
+    memory: &GuestMem,
+    config: &mut VmConfig,
+) -> Result<MmioBus, BuildError> {
     let devices = devices_from_config(config).map_err(BuildError::AddVirtioDevices)?;
     let mut bus = MmioBus::new();
-    let placements =
-        attach_devices(vm, memory, &mut bus, devices).map_err(BuildError::AddVirtioDevices)?;
+    let placements = attach_devices(vm, memory, &mut bus, devices).map_err(BuildError::AddVirtioDevices)?;
     for place in placements {
         config.cmdline.push(' ');
         config.cmdline.push_str(&place.cmdline_entry());
@@ -225,8 +227,7 @@ pub fn create_vcpus(
     config: &VmConfig,
     boot: &BootInfo,
 ) -> Result<Vec<VcpuFd>, BuildError> {
-    let supported =
-        kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(BuildError::GetSupportedCpuid)?;
+    let supported = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(BuildError::GetSupportedCpuid)?;
     (0..config.vcpus)
         .map(|index| {
             create_vcpu(vm, &supported, index, config.vcpus, boot)

@@ -50,9 +50,8 @@ pub fn patch_entries(entries: &mut [kvm_cpuid_entry2], cpu_index: u8, vcpu_count
                 entry.ecx |= LEAF1_ECX_HYPERVISOR | LEAF1_ECX_TSC_DEADLINE;
                 entry.ecx &= !(LEAF1_ECX_XSAVE | LEAF1_ECX_OSXSAVE | LEAF1_ECX_AVX);
                 // EBX[31:24] initial APIC id, EBX[23:16] logical processors per package.
-                entry.ebx = (entry.ebx & 0x0000_ffff)
-                    | (u32::from(cpu_index) << 24)
-                    | (u32::from(vcpu_count) << 16);
+                entry.ebx =
+                    (entry.ebx & 0x0000_ffff) | (u32::from(cpu_index) << 24) | (u32::from(vcpu_count) << 16);
                 if vcpu_count > 1 {
                     entry.edx |= LEAF1_EDX_HTT;
                 }

@@ -114,10 +114,7 @@ impl RunState {
                 None => self.ended.wait(slot).unwrap_or_else(std::sync::PoisonError::into_inner),
                 Some(deadline) => {
                     let left = deadline.checked_duration_since(Instant::now())?;
-                    self.ended
-                        .wait_timeout(slot, left)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0
+                    self.ended.wait_timeout(slot, left).unwrap_or_else(std::sync::PoisonError::into_inner).0
                 }
             };
         }

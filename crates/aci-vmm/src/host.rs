@@ -42,11 +42,7 @@ impl KvmHost {
     /// Reads `/dev/kvm`, `/sys/module/kvm_pvm` and `/proc/cpuinfo` of this host.
     pub fn detect() -> Self {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        Self::from_facts(
-            Path::new("/dev/kvm").exists(),
-            Path::new("/sys/module/kvm_pvm").exists(),
-            &cpuinfo,
-        )
+        Self::from_facts(Path::new("/dev/kvm").exists(), Path::new("/sys/module/kvm_pvm").exists(), &cpuinfo)
     }
 
     /// Decides the flavour from explicit facts (used by [`KvmHost::detect`] and tests).
@@ -76,9 +72,7 @@ impl KvmHost {
                 "/dev/kvm is a PVM device (kvm_pvm is loaded); it emulates ordinary guests \
                  about 1000x slower than hardware",
             ),
-            KvmFlavor::Unknown => {
-                Some("/dev/kvm exists but the CPU advertises neither vmx nor svm")
-            }
+            KvmFlavor::Unknown => Some("/dev/kvm exists but the CPU advertises neither vmx nor svm"),
             KvmFlavor::Missing => Some("there is no /dev/kvm on this host"),
         }
     }
@@ -103,11 +97,7 @@ pub fn kvm_test_gate(test: &str) -> bool {
 }
 
 fn cpu_vendor(cpuinfo: &str) -> Option<CpuVendor> {
-    let flags = cpuinfo
-        .lines()
-        .find(|line| line.starts_with("flags"))?
-        .split_once(':')?
-        .1;
+    let flags = cpuinfo.lines().find(|line| line.starts_with("flags"))?.split_once(':')?.1;
     let mut words = flags.split_whitespace();
     if words.clone().any(|w| w == "svm") {
         Some(CpuVendor::AmdSvm)

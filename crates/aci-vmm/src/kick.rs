@@ -40,9 +40,7 @@ extern "C" fn handle_kick(_: c_int, _: *mut siginfo_t, _: *mut c_void) {
 /// Installs the handler (once per process).
 pub fn install_handler() -> Result<(), KickError> {
     static INSTALLED: OnceLock<Result<(), KickError>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| register_signal_handler(kick_signal(), handle_kick).map_err(KickError))
-        .clone()
+    INSTALLED.get_or_init(|| register_signal_handler(kick_signal(), handle_kick).map_err(KickError)).clone()
 }
 
 /// Tells the handler which `kvm_run` belongs to the calling thread (null to forget it).

@@ -185,8 +185,8 @@ fn load_initrd(
 ) -> Result<InitrdPlacement, LoadError> {
     let mut file = File::open(path).map_err(read_err(path))?;
     let size = file.metadata().map_err(read_err(path))?.len();
-    let addr = place_initrd(size, kernel_end, mem_bytes, addr_max)
-        .ok_or(LoadError::InitrdTooLarge { size })?;
+    let addr =
+        place_initrd(size, kernel_end, mem_bytes, addr_max).ok_or(LoadError::InitrdTooLarge { size })?;
     let len = usize::try_from(size).map_err(|_| LoadError::InitrdTooLarge { size })?;
     mem.read_exact_volatile_from(GuestAddress(addr), &mut file, len)
         .map_err(|e| LoadError::WriteGuest("initrd", e))?;

@@ -35,12 +35,8 @@ pub enum RegsError {
 }
 
 /// The boot GDT: null, 64-bit code, data, TSS (selectors 0x08, 0x10, 0x18).
-pub const GDT: [u64; 4] = [
-    0,
-    gdt_entry(0xa09b, 0, 0xfffff),
-    gdt_entry(0xc093, 0, 0xfffff),
-    gdt_entry(0x808b, 0, 0xfffff),
-];
+pub const GDT: [u64; 4] =
+    [0, gdt_entry(0xa09b, 0, 0xfffff), gdt_entry(0xc093, 0, 0xfffff), gdt_entry(0x808b, 0, 0xfffff)];
 
 /// Encodes a GDT descriptor from its flags (access byte in bits 0..8, flags in 12..16), base
 /// and limit.
@@ -85,15 +81,13 @@ pub fn write_boot_tables(mem: &GuestMem) -> Result<(), RegsError> {
         mem.write_obj(entry, GuestAddress(layout::GDT_ADDR + 8 * i))
             .map_err(|e| RegsError::WriteTables("GDT", e))?;
     }
-    mem.write_obj(0u64, GuestAddress(layout::IDT_ADDR))
-        .map_err(|e| RegsError::WriteTables("IDT", e))?;
+    mem.write_obj(0u64, GuestAddress(layout::IDT_ADDR)).map_err(|e| RegsError::WriteTables("IDT", e))?;
     mem.write_obj(layout::PDPT_ADDR | PTE_PRESENT_RW, GuestAddress(layout::PML4_ADDR))
         .map_err(|e| RegsError::WriteTables("PML4", e))?;
     mem.write_obj(layout::PD_ADDR | PTE_PRESENT_RW, GuestAddress(layout::PDPT_ADDR))
         .map_err(|e| RegsError::WriteTables("PDPT", e))?;
-    let pd: Vec<u8> = (0u64..512)
-        .flat_map(|i| ((i << 21) | PDE_PAGE_SIZE | PTE_PRESENT_RW).to_le_bytes())
-        .collect();
+    let pd: Vec<u8> =
+        (0u64..512).flat_map(|i| ((i << 21) | PDE_PAGE_SIZE | PTE_PRESENT_RW).to_le_bytes()).collect();
     mem.write_slice(&pd, GuestAddress(layout::PD_ADDR))
         .map_err(|e| RegsError::WriteTables("page directory", e))?;
     Ok(())

@@ -4,9 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use kvm_bindings::{
-    CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
-};
+use kvm_bindings::{CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
 use crate::cpuid::{vcpu_cpuid, CpuidError};
@@ -55,10 +53,8 @@ pub fn create_vcpu(
     vcpu.set_fpu(&regs::boot_fpu()).map_err(|e| VcpuError::SetRegisters("FPU", e))?;
     if index == 0 {
         let sregs = vcpu.get_sregs().map_err(|e| VcpuError::SetRegisters("sregs", e))?;
-        vcpu.set_sregs(&regs::long_mode_sregs(sregs))
-            .map_err(|e| VcpuError::SetRegisters("sregs", e))?;
-        vcpu.set_regs(&regs::boot_regs(boot.entry))
-            .map_err(|e| VcpuError::SetRegisters("regs", e))?;
+        vcpu.set_sregs(&regs::long_mode_sregs(sregs)).map_err(|e| VcpuError::SetRegisters("sregs", e))?;
+        vcpu.set_regs(&regs::boot_regs(boot.entry)).map_err(|e| VcpuError::SetRegisters("regs", e))?;
     }
     configure_lapic(&vcpu)?;
     Ok(vcpu)
@@ -120,9 +116,7 @@ fn handle_exit(exit: VcpuExit<'_>, buses: &Buses, counters: &ExitCounters) -> Ne
                 VcpuExit::FailEntry(reason, cpu) => Next::End(ExitReason::VmmError(format!(
                     "KVM could not enter the guest on cpu {cpu} (hardware reason {reason:#x})"
                 ))),
-                VcpuExit::InternalError => {
-                    Next::End(ExitReason::VmmError("KVM internal error".to_string()))
-                }
+                VcpuExit::InternalError => Next::End(ExitReason::VmmError("KVM internal error".to_string())),
                 other => Next::End(ExitReason::VmmError(format!("unexpected VM exit {other:?}"))),
             }
         }

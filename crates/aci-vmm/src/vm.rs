@@ -12,9 +12,9 @@ use crate::devices::pio_bus::lock;
 use crate::devices::serial::SerialDevice;
 use crate::exit::{ExitReason, ExitStats, RunState};
 use crate::kick;
-use crate::vcpu::Buses;
 use crate::loader::KernelFormat;
 use crate::memory::GuestMem;
+use crate::vcpu::Buses;
 
 /// How often [`Vm::stop`] re-sends the kick while a vCPU thread has not finished.
 const KICK_INTERVAL: Duration = Duration::from_millis(5);
@@ -77,9 +77,8 @@ impl Vm {
     fn finish(&mut self, found: Option<(ExitReason, Instant)>) -> VmExit {
         self.state.finish(ExitReason::Stopped);
         self.join_vcpus();
-        let (reason, at) = found.or_else(|| self.state.reason()).unwrap_or_else(|| {
-            (ExitReason::Stopped, Instant::now())
-        });
+        let (reason, at) =
+            found.or_else(|| self.state.reason()).unwrap_or_else(|| (ExitReason::Stopped, Instant::now()));
         VmExit { reason, elapsed: at.saturating_duration_since(self.started) }
     }
 

@@ -34,10 +34,8 @@ pub enum VmSetupError {
 pub fn create_vm(kvm: &Kvm, mem: &GuestMem) -> Result<VmFd, VmSetupError> {
     let vm = kvm.create_vm().map_err(VmSetupError::CreateVm)?;
     // The constant is below 4 GiB, so it fits usize on every x86_64 host.
-    vm.set_tss_address(layout::KVM_TSS_ADDR as usize)
-        .map_err(VmSetupError::SetTssAddress)?;
-    vm.set_identity_map_address(layout::KVM_IDENTITY_MAP_ADDR)
-        .map_err(VmSetupError::SetIdentityMap)?;
+    vm.set_tss_address(layout::KVM_TSS_ADDR as usize).map_err(VmSetupError::SetTssAddress)?;
+    vm.set_identity_map_address(layout::KVM_IDENTITY_MAP_ADDR).map_err(VmSetupError::SetIdentityMap)?;
     vm.create_irq_chip().map_err(VmSetupError::CreateIrqchip)?;
     let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
     vm.create_pit2(pit).map_err(VmSetupError::CreatePit)?;

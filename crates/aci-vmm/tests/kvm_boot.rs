@@ -40,9 +40,9 @@ impl Console {
 }
 
 fn guest_dir() -> PathBuf {
-    std::env::var_os("ACI_GUEST_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/guest")
-    })
+    std::env::var_os("ACI_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/guest"))
 }
 
 fn boot_to_ready_and_reset(test: &str, kernel_file: &str, vcpus: u8) {

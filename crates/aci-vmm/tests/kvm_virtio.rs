@@ -13,8 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aci_vmm::{
-    DiskConfig, ExitReason, NetConfig, SerialOutput, TapSource, Vm, VmConfig, VsockConfig,
-    DEFAULT_CMDLINE,
+    DiskConfig, ExitReason, NetConfig, SerialOutput, TapSource, Vm, VmConfig, VsockConfig, DEFAULT_CMDLINE,
 };
 use virtio_guest::{build_initramfs, compile_helper, guest_kernel, socket_dir, work_dir, Console};
 
@@ -35,7 +34,12 @@ fn config(initrd: &Path, console: &Console) -> VmConfig {
 fn finish(test: &str, vm: &mut Vm, console: &Console, started: Instant) {
     let exit = vm.wait_timeout(TIMEOUT).unwrap_or_else(|| vm.stop());
     let stats = vm.stats();
-    println!("{test}: exit {:?} after {:?} (wall {:?}), {stats:?}", exit.reason, exit.elapsed, started.elapsed());
+    println!(
+        "{test}: exit {:?} after {:?} (wall {:?}), {stats:?}",
+        exit.reason,
+        exit.elapsed,
+        started.elapsed()
+    );
     let text = console.text();
     assert!(text.contains(DONE), "{test}: guest did not finish:\n{text}");
     assert_eq!(exit.reason, ExitReason::GuestReset, "{test}: console:\n{text}");
@@ -75,7 +79,11 @@ fn virtio_blk_reads_rejects_read_only_writes_and_persists_writes() {
         read_only,
         serial: Some(serial.to_string()),
     };
-    config.disks = vec![disk("data.img", true, "aci-data"), disk("ro.img", true, "aci-ro"), disk("rw.img", false, "aci-rw")];
+    config.disks = vec![
+        disk("data.img", true, "aci-data"),
+        disk("ro.img", true, "aci-ro"),
+        disk("rw.img", false, "aci-rw"),
+    ];
     let started = Instant::now();
     let mut vm = Vm::build(config).unwrap();
     console.wait_for(DONE, TIMEOUT);

@@ -73,7 +73,9 @@ fn handshake(uds: &Path, port: u32) -> Result<UnixStream, String> {
     let mut byte = [0u8; 1];
     while !line.ends_with('\n') {
         match stream.read(&mut byte) {
-            Ok(0) => return Err(format!("the VMM closed the connection after CONNECT {port} (nobody listening?)")),
+            Ok(0) => {
+                return Err(format!("the VMM closed the connection after CONNECT {port} (nobody listening?)"))
+            }
             Ok(_) => line.push(char::from(byte[0])),
             Err(e) => return Err(format!("reading the CONNECT answer: {e}")),
         }

@@ -62,10 +62,7 @@ pub struct BlobStore {
 impl BlobStore {
     /// Opens (creating) `state/blobs/sha256` and `state/tmp`.
     pub fn open(state: &Path) -> Result<Self, BlobError> {
-        let store = Self {
-            blobs: state.join("blobs/sha256"),
-            tmp: state.join("tmp"),
-        };
+        let store = Self { blobs: state.join("blobs/sha256"), tmp: state.join("tmp") };
         std::fs::create_dir_all(&store.blobs).map_err(io_err("create", &store.blobs))?;
         std::fs::create_dir_all(&store.tmp).map_err(io_err("create", &store.tmp))?;
         Ok(store)
@@ -79,9 +76,7 @@ impl BlobStore {
     /// Where blob `digest` lives (whether or not it is present).
     pub fn path(&self, digest: &str) -> Result<PathBuf, BlobError> {
         if !is_sha256_digest(digest) {
-            return Err(BlobError::InvalidDigest {
-                digest: digest.into(),
-            });
+            return Err(BlobError::InvalidDigest { digest: digest.into() });
         }
         Ok(self.blobs.join(&digest["sha256:".len()..]))
     }
@@ -97,10 +92,7 @@ impl BlobStore {
         let data = std::fs::read(&path).map_err(io_err("read", &path))?;
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&data)));
         if actual != digest {
-            return Err(BlobError::DigestMismatch {
-                digest: digest.into(),
-                actual,
-            });
+            return Err(BlobError::DigestMismatch { digest: digest.into(), actual });
         }
         Ok(data)
     }
@@ -110,10 +102,7 @@ impl BlobStore {
         let path = self.path(digest)?;
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(data)));
         if actual != digest {
-            return Err(BlobError::DigestMismatch {
-                digest: digest.into(),
-                actual,
-            });
+            return Err(BlobError::DigestMismatch { digest: digest.into(), actual });
         }
         let tmp = self.tmp_name(digest);
         std::fs::write(&tmp, data).map_err(io_err("write", &tmp))?;
@@ -127,9 +116,7 @@ impl BlobStore {
     /// digest's lock: one writer per partial file.
     pub async fn begin(&self, digest: &str) -> Result<PendingBlob, BlobError> {
         let dest = self.path(digest)?;
-        let tmp = self
-            .tmp
-            .join(format!("{}.partial", digest.trim_start_matches("sha256:")));
+        let tmp = self.tmp.join(format!("{}.partial", digest.trim_start_matches("sha256:")));
         let mut file = tokio::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -163,8 +150,7 @@ impl BlobStore {
     fn tmp_name(&self, digest: &str) -> PathBuf {
         let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let hex = digest.trim_start_matches("sha256:");
-        self.tmp
-            .join(format!("{hex}.{}.{seq}.partial", std::process::id()))
+        self.tmp.join(format!("{hex}.{}.{seq}.partial", std::process::id()))
     }
 
     /// Digests of all stored blobs.
@@ -251,18 +237,13 @@ impl PendingBlob {
         if actual != self.digest {
             self.file = None;
             let _ = tokio::fs::remove_file(&self.tmp).await;
-            return Err(BlobError::DigestMismatch {
-                digest: self.digest.clone(),
-                actual,
-            });
+            return Err(BlobError::DigestMismatch { digest: self.digest.clone(), actual });
         }
         if let Some(file) = self.file.as_mut() {
             file.sync_data().await.map_err(io_err("sync", &self.tmp))?;
         }
         self.file = None;
-        tokio::fs::rename(&self.tmp, &self.dest)
-            .await
-            .map_err(io_err("rename", &self.dest))?;
+        tokio::fs::rename(&self.tmp, &self.dest).await.map_err(io_err("rename", &self.dest))?;
         Ok(self.dest.clone())
     }
 
@@ -277,18 +258,12 @@ impl PendingBlob {
     }
 
     fn file(&mut self) -> io::Result<&mut tokio::fs::File> {
-        self.file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("blob already committed"))
+        self.file.as_mut().ok_or_else(|| io::Error::other("blob already committed"))
     }
 }
 
 impl AsyncWrite for PendingBlob {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let file = match this.file() {
             Ok(f) => f,

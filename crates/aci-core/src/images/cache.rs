@@ -34,11 +34,7 @@ impl ImageStore {
     pub async fn remove(&self, reference: &str) -> Result<bool, ImageError> {
         let image = ImageRef::parse(reference)?;
         let _exclusive = self.inner.gc_lock.write().await;
-        let _catalog = self
-            .inner
-            .catalog_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _catalog = self.inner.catalog_lock.lock().unwrap_or_else(|p| p.into_inner());
         let name = image.to_string();
         let Some(mut record) = self.inner.catalog.find(&name, image.digest())? else {
             return Ok(false);
@@ -66,11 +62,7 @@ impl ImageStore {
     /// files. Waits for running pulls; pulls started meanwhile wait for it.
     pub async fn gc(&self) -> Result<GcReport, ImageError> {
         let _exclusive = self.inner.gc_lock.write().await;
-        let _catalog = self
-            .inner
-            .catalog_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _catalog = self.inner.catalog_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = GcReport::default();
         let mut keep = HashSet::new();
         let mut disks = HashSet::new();
@@ -92,10 +84,8 @@ impl ImageStore {
             }
         }
         let dir = self.inner.config.state_dir.join("disks");
-        let entries = std::fs::read_dir(&dir).map_err(|source| ImageError::StateDir {
-            path: dir.clone(),
-            source,
-        })?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|source| ImageError::StateDir { path: dir.clone(), source })?;
         for e in entries.flatten() {
             if !disks.contains(&e.path()) {
                 remove_file_if_present(&e.path())?;
@@ -109,10 +99,9 @@ impl ImageStore {
 
 fn remove_file_if_present(path: &Path) -> Result<(), ImageError> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ImageError::StateDir {
-            path: path.to_path_buf(),
-            source: e,
-        }),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(ImageError::StateDir { path: path.to_path_buf(), source: e })
+        }
         _ => Ok(()),
     }
 }

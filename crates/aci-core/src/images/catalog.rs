@@ -101,10 +101,7 @@ impl Catalog {
     }
 
     fn record_path(&self, manifest_digest: &str) -> PathBuf {
-        self.dir.join(format!(
-            "{}.json",
-            manifest_digest.trim_start_matches("sha256:")
-        ))
+        self.dir.join(format!("{}.json", manifest_digest.trim_start_matches("sha256:")))
     }
 
     /// All records.
@@ -114,11 +111,8 @@ impl Catalog {
             let path = e.map_err(io_err("list", &self.dir))?.path();
             if path.extension().is_some_and(|x| x == "json") {
                 let data = std::fs::read(&path).map_err(io_err("read", &path))?;
-                let rec =
-                    serde_json::from_slice(&data).map_err(|source| CatalogError::Corrupt {
-                        path: path.clone(),
-                        source,
-                    })?;
+                let rec = serde_json::from_slice(&data)
+                    .map_err(|source| CatalogError::Corrupt { path: path.clone(), source })?;
                 out.push(rec);
             }
         }
@@ -127,25 +121,15 @@ impl Catalog {
     }
 
     /// The record that `reference` (or `digest`) names.
-    pub fn find(
-        &self,
-        reference: &str,
-        digest: Option<&str>,
-    ) -> Result<Option<CachedImage>, CatalogError> {
-        Ok(self
-            .list()?
-            .into_iter()
-            .find(|r| r.matches(reference, digest)))
+    pub fn find(&self, reference: &str, digest: Option<&str>) -> Result<Option<CachedImage>, CatalogError> {
+        Ok(self.list()?.into_iter().find(|r| r.matches(reference, digest)))
     }
 
     /// Writes `record` (temp file + rename) and takes its references away from other records.
     pub fn put(&self, record: &CachedImage) -> Result<(), CatalogError> {
         for mut other in self.list()? {
             if other.manifest_digest != record.manifest_digest
-                && other
-                    .references
-                    .iter()
-                    .any(|r| record.references.contains(r))
+                && other.references.iter().any(|r| record.references.contains(r))
             {
                 other.references.retain(|r| !record.references.contains(r));
                 self.write(&other)?;
@@ -157,10 +141,8 @@ impl Catalog {
     fn write(&self, record: &CachedImage) -> Result<(), CatalogError> {
         let path = self.record_path(&record.manifest_digest);
         let tmp = path.with_extension("json.tmp");
-        let data = serde_json::to_vec_pretty(record).map_err(|source| CatalogError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
+        let data = serde_json::to_vec_pretty(record)
+            .map_err(|source| CatalogError::Corrupt { path: path.clone(), source })?;
         std::fs::write(&tmp, data).map_err(io_err("write", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))
     }

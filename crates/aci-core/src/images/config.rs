@@ -78,9 +78,6 @@ mod tests {
         assert_eq!(c.cmd, ["nginx", "-g", "daemon off;"]);
         assert_eq!((c.working_dir.as_str(), c.user.as_str()), ("/srv", "101"));
         assert_eq!(c.exposed_ports, ["443/tcp", "80/tcp"]);
-        assert_eq!(
-            ImageConfig::from_json(b"{}").unwrap(),
-            ImageConfig::default()
-        );
+        assert_eq!(ImageConfig::from_json(b"{}").unwrap(), ImageConfig::default());
     }
 }

@@ -39,9 +39,7 @@ pub(crate) struct ProgressHub {
 
 impl ProgressHub {
     pub fn new() -> Self {
-        Self {
-            tx: broadcast::channel(1024).0,
-        }
+        Self { tx: broadcast::channel(1024).0 }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<PullProgress> {

@@ -61,11 +61,7 @@ impl BlobFetcher<'_> {
         Ok(())
     }
 
-    async fn fetch(
-        &self,
-        desc: &OciDescriptor,
-        slots: &tokio::sync::Semaphore,
-    ) -> Result<(), ImageError> {
+    async fn fetch(&self, desc: &OciDescriptor, slots: &tokio::sync::Semaphore) -> Result<(), ImageError> {
         // Closed never happens (the semaphore is local); treat it as "no limit".
         let _slot = slots.acquire().await.ok();
         self.locks.with(&desc.digest, self.fetch_locked(desc)).await
@@ -75,20 +71,14 @@ impl BlobFetcher<'_> {
         let total = u64::try_from(desc.size).unwrap_or(0);
         let digest = desc.digest.as_str();
         if self.blobs.contains(digest) {
-            self.progress
-                .send(self.image, digest, ProgressKind::Cached, total, total);
+            self.progress.send(self.image, digest, ProgressKind::Cached, total, total);
             return Ok(());
         }
         let mut pending = self.blobs.begin(digest).await?;
         let resumed_at = pending.written();
         let started = ProgressKind::Started;
-        self.progress
-            .send(self.image, digest, started, resumed_at, total);
-        let (hub, image, d) = (
-            self.progress.clone(),
-            self.image.to_string(),
-            digest.to_string(),
-        );
+        self.progress.send(self.image, digest, started, resumed_at, total);
+        let (hub, image, d) = (self.progress.clone(), self.image.to_string(), digest.to_string());
         let mut last = resumed_at;
         pending.on_write(move |n| {
             if n - last >= PROGRESS_STEP {
@@ -100,8 +90,7 @@ impl BlobFetcher<'_> {
         self.session.download(desc, &mut pending).await?;
         let done = pending.written();
         pending.commit().await?;
-        self.progress
-            .send(self.image, digest, ProgressKind::Done, done, total);
+        self.progress.send(self.image, digest, ProgressKind::Done, done, total);
         Ok(())
     }
 }

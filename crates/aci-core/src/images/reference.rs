@@ -73,21 +73,15 @@ impl ImageRef {
 
     /// The same repository pinned to `digest` (no tag).
     pub fn with_digest(&self, digest: &str) -> Self {
-        Self {
-            digest: Some(digest.to_string()),
-            tag: None,
-            ..self.clone()
-        }
+        Self { digest: Some(digest.to_string()), tag: None, ..self.clone() }
     }
 
     /// The reference for `oci-client`.
     pub(crate) fn to_oci(&self) -> oci_client::Reference {
         match (&self.tag, &self.digest) {
-            (_, Some(d)) => oci_client::Reference::with_digest(
-                self.registry.clone(),
-                self.repository.clone(),
-                d.clone(),
-            ),
+            (_, Some(d)) => {
+                oci_client::Reference::with_digest(self.registry.clone(), self.repository.clone(), d.clone())
+            }
             (t, None) => oci_client::Reference::with_tag(
                 self.registry.clone(),
                 self.repository.clone(),
@@ -112,29 +106,22 @@ impl fmt::Display for ImageRef {
 
 /// Whether `s` is `sha256:` + 64 lowercase hex digits.
 pub fn is_sha256_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 fn valid_component(c: &str) -> bool {
     // [a-z0-9]+ separated by `.`, `_`, `__` or `-`s.
     !c.is_empty()
-        && c.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && c.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
 fn valid_tag(t: &str) -> bool {
     t.len() <= 128
-        && t.bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && t.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 impl FromStr for ImageRef {
@@ -164,11 +151,7 @@ impl FromStr for ImageRef {
             }
             _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
         };
-        let registry = if registry == "index.docker.io" {
-            DEFAULT_REGISTRY.into()
-        } else {
-            registry
-        };
+        let registry = if registry == "index.docker.io" { DEFAULT_REGISTRY.into() } else { registry };
         let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
             format!("library/{path}")
         } else {
@@ -177,17 +160,8 @@ impl FromStr for ImageRef {
         if !repository.split('/').all(valid_component) || registry.is_empty() {
             return Err(ReferenceError::InvalidName { reference: given() });
         }
-        let tag = if tag.is_none() && digest.is_none() {
-            Some(DEFAULT_TAG.into())
-        } else {
-            tag
-        };
-        Ok(Self {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
+        let tag = if tag.is_none() && digest.is_none() { Some(DEFAULT_TAG.into()) } else { tag };
+        Ok(Self { registry, repository, tag, digest })
     }
 }
 
@@ -210,15 +184,11 @@ mod tests {
     #[test]
     fn hosts_ports_and_digests() {
         let r = ImageRef::parse("localhost:5000/x").unwrap();
-        assert_eq!(
-            (r.registry(), r.repository(), r.tag()),
-            ("localhost:5000", "x", Some("latest"))
-        );
+        assert_eq!((r.registry(), r.repository(), r.tag()), ("localhost:5000", "x", Some("latest")));
         let r = ImageRef::parse(&format!("127.0.0.1:5000/a/b:v1@{D}")).unwrap();
         assert_eq!((r.registry(), r.repository()), ("127.0.0.1:5000", "a/b"));
         assert_eq!((r.tag(), r.digest()), (Some("v1"), Some(D)));
-        let r =
-            ImageRef::parse(&format!("mcr.microsoft.com/azuredocs/aci-helloworld@{D}")).unwrap();
+        let r = ImageRef::parse(&format!("mcr.microsoft.com/azuredocs/aci-helloworld@{D}")).unwrap();
         assert_eq!(r.tag(), None);
         assert_eq!(r.to_oci().digest(), Some(D));
     }
@@ -226,25 +196,10 @@ mod tests {
     #[test]
     fn rejects_bad_references() {
         assert_eq!(ImageRef::parse(""), Err(ReferenceError::Empty));
-        assert!(matches!(
-            ImageRef::parse("Busybox"),
-            Err(ReferenceError::InvalidName { .. })
-        ));
-        assert!(matches!(
-            ImageRef::parse("a:b:c"),
-            Err(ReferenceError::InvalidName { .. })
-        ));
-        assert!(matches!(
-            ImageRef::parse("a:-x"),
-            Err(ReferenceError::InvalidTag { .. })
-        ));
-        assert!(matches!(
-            ImageRef::parse("a@sha256:12"),
-            Err(ReferenceError::InvalidDigest { .. })
-        ));
-        assert!(matches!(
-            ImageRef::parse("a/../b"),
-            Err(ReferenceError::InvalidName { .. })
-        ));
+        assert!(matches!(ImageRef::parse("Busybox"), Err(ReferenceError::InvalidName { .. })));
+        assert!(matches!(ImageRef::parse("a:b:c"), Err(ReferenceError::InvalidName { .. })));
+        assert!(matches!(ImageRef::parse("a:-x"), Err(ReferenceError::InvalidTag { .. })));
+        assert!(matches!(ImageRef::parse("a@sha256:12"), Err(ReferenceError::InvalidDigest { .. })));
+        assert!(matches!(ImageRef::parse("a/../b"), Err(ReferenceError::InvalidName { .. })));
     }
 }

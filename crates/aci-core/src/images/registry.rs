@@ -52,10 +52,7 @@ pub struct Platform {
 
 impl Default for Platform {
     fn default() -> Self {
-        Self {
-            os: "linux".into(),
-            architecture: "amd64".into(),
-        }
+        Self { os: "linux".into(), architecture: "amd64".into() }
     }
 }
 
@@ -148,14 +145,8 @@ impl RegistrySession {
         let auth = credentials
             .iter()
             .find(|c| canonical_host(&c.server) == host)
-            .map_or(RegistryAuth::Anonymous, |c| {
-                RegistryAuth::Basic(c.username.clone(), c.password.clone())
-            });
-        Self {
-            client: Client::new(config),
-            auth,
-            image: image.clone(),
-        }
+            .map_or(RegistryAuth::Anonymous, |c| RegistryAuth::Basic(c.username.clone(), c.password.clone()));
+        Self { client: Client::new(config), auth, image: image.clone() }
     }
 
     fn manifest_error(&self, source: OciDistributionError) -> RegistryError {
@@ -165,33 +156,24 @@ impl RegistrySession {
                 registry: self.image.registry().to_string(),
                 image: self.image.to_string(),
             },
-            source => RegistryError::FetchManifest {
-                image: self.image.to_string(),
-                source,
-            },
+            source => RegistryError::FetchManifest { image: self.image.to_string(), source },
         }
     }
 
-    async fn fetch(
-        &self,
-        reference: &ImageRef,
-    ) -> Result<(Vec<u8>, String, OciManifest), RegistryError> {
+    async fn fetch(&self, reference: &ImageRef) -> Result<(Vec<u8>, String, OciManifest), RegistryError> {
         let (raw, digest) = self
             .client
             .pull_manifest_raw(&reference.to_oci(), &self.auth, MANIFEST_ACCEPT)
             .await
             .map_err(|e| self.manifest_error(e))?;
-        let unsupported = |detail: String| RegistryError::UnsupportedManifest {
-            image: self.image.to_string(),
-            detail,
-        };
+        let unsupported =
+            |detail: String| RegistryError::UnsupportedManifest { image: self.image.to_string(), detail };
         let versioned: serde_json::Value =
             serde_json::from_slice(&raw).map_err(|e| unsupported(e.to_string()))?;
         if versioned.get("schemaVersion").and_then(|v| v.as_i64()) != Some(2) {
             return Err(unsupported("not schema version 2".into()));
         }
-        let manifest: OciManifest =
-            serde_json::from_slice(&raw).map_err(|e| unsupported(e.to_string()))?;
+        let manifest: OciManifest = serde_json::from_slice(&raw).map_err(|e| unsupported(e.to_string()))?;
         Ok((raw.to_vec(), digest, manifest))
     }
 
@@ -200,12 +182,7 @@ impl RegistrySession {
         let (raw, digest, manifest) = self.fetch(&self.image).await?;
         let index = match manifest {
             OciManifest::Image(manifest) => {
-                return Ok(ResolvedManifest {
-                    digest,
-                    raw,
-                    manifest,
-                    index_digest: None,
-                })
+                return Ok(ResolvedManifest { digest, raw, manifest, index_digest: None })
             }
             OciManifest::ImageIndex(index) => index,
         };
@@ -214,8 +191,7 @@ impl RegistrySession {
             .iter()
             .find(|m| {
                 m.platform.as_ref().is_some_and(|p| {
-                    p.os.to_string() == platform.os
-                        && p.architecture.to_string() == platform.architecture
+                    p.os.to_string() == platform.os && p.architecture.to_string() == platform.architecture
                 })
             })
             .ok_or_else(|| RegistryError::NoMatchingPlatform {
@@ -223,15 +199,11 @@ impl RegistrySession {
                 os: platform.os.clone(),
                 architecture: platform.architecture.clone(),
             })?;
-        let (raw, child_digest, manifest) =
-            self.fetch(&self.image.with_digest(&entry.digest)).await?;
+        let (raw, child_digest, manifest) = self.fetch(&self.image.with_digest(&entry.digest)).await?;
         match manifest {
-            OciManifest::Image(manifest) => Ok(ResolvedManifest {
-                digest: child_digest,
-                raw,
-                manifest,
-                index_digest: Some(digest),
-            }),
+            OciManifest::Image(manifest) => {
+                Ok(ResolvedManifest { digest: child_digest, raw, manifest, index_digest: Some(digest) })
+            }
             OciManifest::ImageIndex(_) => Err(RegistryError::UnsupportedManifest {
                 image: self.image.to_string(),
                 detail: format!("index entry {} is itself an index", entry.digest),
@@ -279,10 +251,7 @@ impl RegistrySession {
         };
         while let Some(chunk) = stream.next().await {
             match chunk {
-                Ok(bytes) => pending
-                    .write_all(&bytes)
-                    .await
-                    .map_err(|e| fetch_error(e.into()))?,
+                Ok(bytes) => pending.write_all(&bytes).await.map_err(|e| fetch_error(e.into()))?,
                 // A full (verifying) response fails only after its last byte on a digest
                 // mismatch: leave that to the store's check, which names both digests.
                 Err(_) if total > 0 && pending.written() == total => break,

@@ -125,10 +125,8 @@ impl ImageStore {
     pub fn open(config: ImageStoreConfig) -> Result<Self, ImageError> {
         let state = &config.state_dir;
         let disks = state.join("disks");
-        std::fs::create_dir_all(&disks).map_err(|source| ImageError::StateDir {
-            path: disks.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&disks)
+            .map_err(|source| ImageError::StateDir { path: disks.clone(), source })?;
         let blobs = BlobStore::open(state)?;
         blobs.clean_tmp(std::time::Duration::from_secs(24 * 3600))?;
         let catalog = Catalog::open(state)?;
@@ -175,10 +173,7 @@ impl ImageStore {
         let _shared = self.inner.gc_lock.read().await;
         let record = self.pull_locked(&image, credentials, policy).await?;
         let key = record.manifest_digest.clone();
-        self.inner
-            .disk_locks
-            .with(&key, self.build_disk(&image, record))
-            .await
+        self.inner.disk_locks.with(&key, self.build_disk(&image, record)).await
     }
 
     async fn pull_locked(
@@ -201,11 +196,7 @@ impl ImageStore {
         let session = RegistrySession::new(image, &inner.config.insecure_registries, credentials);
         let resolved = session.resolve(&inner.config.platform).await?;
         let manifest = &resolved.manifest;
-        if let Some(l) = manifest
-            .layers
-            .iter()
-            .find(|l| !LAYER_TYPES.contains(&l.media_type.as_str()))
-        {
+        if let Some(l) = manifest.layers.iter().find(|l| !LAYER_TYPES.contains(&l.media_type.as_str())) {
             return Err(ImageError::UnsupportedLayer {
                 image: name,
                 digest: l.digest.clone(),
@@ -226,19 +217,13 @@ impl ImageStore {
         .await?;
         inner.blobs.put_bytes(&resolved.digest, &resolved.raw)?;
         let config_digest = manifest.config.digest.clone();
-        let config = ImageConfig::from_json(&inner.blobs.read_verified(&config_digest)?).map_err(
-            |source| ImageError::ParseConfig {
-                image: name.clone(),
-                digest: config_digest.clone(),
-                source,
-            },
-        )?;
+        let config =
+            ImageConfig::from_json(&inner.blobs.read_verified(&config_digest)?).map_err(|source| {
+                ImageError::ParseConfig { image: name.clone(), digest: config_digest.clone(), source }
+            })?;
         let _catalog = inner.catalog_lock.lock().unwrap_or_else(|p| p.into_inner());
         let previous = inner.catalog.find("", Some(&resolved.digest))?;
-        let mut references = previous
-            .as_ref()
-            .map(|p| p.references.clone())
-            .unwrap_or_default();
+        let mut references = previous.as_ref().map(|p| p.references.clone()).unwrap_or_default();
         if !references.contains(&name) {
             references.push(name);
         }
@@ -265,18 +250,10 @@ impl ImageStore {
 
     pub(super) fn disk_path(&self, manifest_digest: &str) -> PathBuf {
         let hex = manifest_digest.trim_start_matches("sha256:");
-        self.inner
-            .config
-            .state_dir
-            .join("disks")
-            .join(format!("{hex}.erofs"))
+        self.inner.config.state_dir.join("disks").join(format!("{hex}.erofs"))
     }
 
-    async fn build_disk(
-        &self,
-        image: &ImageRef,
-        record: CachedImage,
-    ) -> Result<ImageDisk, ImageError> {
+    async fn build_disk(&self, image: &ImageRef, record: CachedImage) -> Result<ImageDisk, ImageError> {
         let path = self.disk_path(&record.manifest_digest);
         let mut warnings = Vec::new();
         if !path.is_file() {
@@ -288,41 +265,22 @@ impl ImageStore {
                     name: l.digest.clone(),
                 });
             }
-            let (work, dest, options) = (
-                self.inner.blobs.tmp_dir().to_path_buf(),
-                path.clone(),
-                self.inner.config.rootfs,
-            );
+            let (work, dest, options) =
+                (self.inner.blobs.tmp_dir().to_path_buf(), path.clone(), self.inner.config.rootfs);
             let name = image.to_string();
-            warnings = tokio::task::spawn_blocking(move || {
-                build_erofs_image(&layers, &work, &dest, &options)
-            })
-            .await
-            .map_err(|source| ImageError::Task {
-                image: name.clone(),
-                source,
-            })?
-            .map_err(|source| ImageError::BuildDisk {
-                image: name,
-                source,
-            })?;
+            warnings =
+                tokio::task::spawn_blocking(move || build_erofs_image(&layers, &work, &dest, &options))
+                    .await
+                    .map_err(|source| ImageError::Task { image: name.clone(), source })?
+                    .map_err(|source| ImageError::BuildDisk { image: name, source })?;
         }
         if record.disk.as_deref() != Some(path.as_path()) {
-            let _catalog = self
-                .inner
-                .catalog_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let _catalog = self.inner.catalog_lock.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(mut current) = self.inner.catalog.find("", Some(&record.manifest_digest))? {
                 current.disk = Some(path.clone());
                 self.inner.catalog.put(&current)?;
             }
         }
-        Ok(ImageDisk {
-            manifest_digest: record.manifest_digest,
-            path,
-            config: record.config,
-            warnings,
-        })
+        Ok(ImageDisk { manifest_digest: record.manifest_digest, path, config: record.config, warnings })
     }
 }

@@ -23,22 +23,15 @@ pub(crate) fn container_group_resource(
     options: &LoadOptions,
 ) -> Result<(String, Value), LoadError> {
     let resources: Vec<(String, &Value)> = match template.get("resources") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (format!("resources[{i}]"), r))
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().enumerate().map(|(i, r)| (format!("resources[{i}]"), r)).collect()
+        }
         // languageVersion 2.0 templates key resources by symbolic name.
-        Some(Value::Object(items)) => items
-            .iter()
-            .map(|(k, r)| (format!("resources.{k}"), r))
-            .collect(),
+        Some(Value::Object(items)) => items.iter().map(|(k, r)| (format!("resources.{k}"), r)).collect(),
         _ => return Err(LoadError::NoContainerGroup),
     };
     let mut groups = resources.into_iter().filter(|(_, r)| {
-        r.get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.eq_ignore_ascii_case(RESOURCE_TYPE))
+        r.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case(RESOURCE_TYPE))
     });
     let (prefix, resource) = groups.next().ok_or(LoadError::NoContainerGroup)?;
     let others: Vec<String> = groups.map(|(path, _)| path).collect();
@@ -104,20 +97,13 @@ impl Resolver<'_> {
             reason,
         };
         if depth >= MAX_DEPTH {
-            return Err(fail(
-                "variables or parameters refer to each other too deeply (a cycle?)".into(),
-            ));
+            return Err(fail("variables or parameters refer to each other too deeply (a cycle?)".into()));
         }
         let call = Call::parse(inner).ok_or_else(|| fail(UNSUPPORTED.into()))?;
-        let (mut value, origin) = match (
-            call.function.to_ascii_lowercase().as_str(),
-            call.arg,
-            call.rest,
-        ) {
+        let (mut value, origin) = match (call.function.to_ascii_lowercase().as_str(), call.arg, call.rest) {
             ("variables", Some(name), "") => {
                 let found = self.template.get("variables").and_then(|v| v.get(&name));
-                let value =
-                    found.ok_or_else(|| fail(format!("the template has no variable '{name}'")))?;
+                let value = found.ok_or_else(|| fail(format!("the template has no variable '{name}'")))?;
                 (value.clone(), format!("variables.{name}"))
             }
             ("parameters", Some(name), "") => {
@@ -125,8 +111,8 @@ impl Resolver<'_> {
                     return Ok(Some(given.clone()));
                 }
                 let declared = self.template.get("parameters").and_then(|p| p.get(&name));
-                let declared = declared
-                    .ok_or_else(|| fail(format!("the template has no parameter '{name}'")))?;
+                let declared =
+                    declared.ok_or_else(|| fail(format!("the template has no parameter '{name}'")))?;
                 let default = declared.get("defaultValue").ok_or_else(|| {
                     fail(format!(
                         "parameter '{name}' has no defaultValue; give its value with LoadOptions::parameter"
@@ -135,9 +121,7 @@ impl Resolver<'_> {
                 (default.clone(), format!("parameters.{name}.defaultValue"))
             }
             ("resourcegroup", None, rest) if rest.eq_ignore_ascii_case(".location") => {
-                return Ok(Some(Value::String(
-                    self.options.resource_group_location.clone(),
-                )));
+                return Ok(Some(Value::String(self.options.resource_group_location.clone())));
             }
             _ => return Err(fail(UNSUPPORTED.into())),
         };
@@ -169,19 +153,12 @@ impl<'a> Call<'a> {
         let (arg, after) = match after.strip_prefix('\'') {
             Some(quoted) => {
                 let end = quoted.find('\'')?;
-                (
-                    Some(quoted[..end].to_owned()),
-                    quoted[end + 1..].trim_start(),
-                )
+                (Some(quoted[..end].to_owned()), quoted[end + 1..].trim_start())
             }
             None => (None, after),
         };
         let rest = after.strip_prefix(')')?.trim();
-        Some(Self {
-            function,
-            arg,
-            rest,
-        })
+        Some(Self { function, arg, rest })
     }
 }
 
@@ -222,14 +199,8 @@ mod tests {
     fn escaped_brackets_are_literals() {
         let template = Value::Object(Map::new());
         let options = LoadOptions::default();
-        let resolver = Resolver {
-            template: &template,
-            options: &options,
-        };
-        let got = resolver
-            .string("[[not an expression]", "x", 0)
-            .ok()
-            .flatten();
+        let resolver = Resolver { template: &template, options: &options };
+        let got = resolver.string("[[not an expression]", "x", 0).ok().flatten();
         assert_eq!(got, Some(Value::String("[not an expression]".into())));
     }
 }

@@ -8,8 +8,7 @@ use super::container::{
     ResourceLimits, ResourceRequirements, SecurityContext, VolumeMount,
 };
 use super::group::{
-    ContainerGroup, ContainerGroupProperties, ImageRegistryCredential, OsType, RestartPolicy,
-    RESOURCE_TYPE,
+    ContainerGroup, ContainerGroupProperties, ImageRegistryCredential, OsType, RestartPolicy, RESOURCE_TYPE,
 };
 use super::network::{DnsConfig, IpAddress, Port};
 use super::probe::Probe;
@@ -136,32 +135,21 @@ impl ContainerGroupBuilder {
 
     /// Publishes `port` (with its protocol) on the group's IP.
     pub fn published(mut self, port: Port) -> Self {
-        let ip = self
-            .group
-            .properties
-            .ip_address
-            .get_or_insert_with(|| IpAddress::public([]));
+        let ip = self.group.properties.ip_address.get_or_insert_with(|| IpAddress::public([]));
         ip.ports.push(port);
         self
     }
 
     /// Sets the DNS name label of the group's IP (a public IP unless one was set).
     pub fn dns_name_label(mut self, label: impl Into<String>) -> Self {
-        let ip = self
-            .group
-            .properties
-            .ip_address
-            .get_or_insert_with(|| IpAddress::public([]));
+        let ip = self.group.properties.ip_address.get_or_insert_with(|| IpAddress::public([]));
         ip.dns_name_label = Some(label.into());
         self
     }
 
     /// Adds registry credentials.
     pub fn image_registry_credential(mut self, credential: ImageRegistryCredential) -> Self {
-        self.group
-            .properties
-            .image_registry_credentials
-            .push(credential);
+        self.group.properties.image_registry_credentials.push(credential);
         self
     }
 
@@ -215,10 +203,7 @@ impl Container {
             security_context: None,
             instance_view: None,
         };
-        Self {
-            name: name.into(),
-            properties,
-        }
+        Self { name: name.into(), properties }
     }
 
     /// Sets the exec-form command (replaces the image's entrypoint).
@@ -229,17 +214,13 @@ impl Container {
 
     /// Adds an environment variable.
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.properties
-            .environment_variables
-            .push(EnvironmentVariable::new(name, value));
+        self.properties.environment_variables.push(EnvironmentVariable::new(name, value));
         self
     }
 
     /// Adds a secret environment variable (`secureValue`).
     pub fn secure_env(mut self, name: impl Into<String>, value: impl Into<Secret>) -> Self {
-        self.properties
-            .environment_variables
-            .push(EnvironmentVariable::secure(name, value));
+        self.properties.environment_variables.push(EnvironmentVariable::secure(name, value));
         self
     }
 
@@ -268,18 +249,12 @@ impl Container {
     }
 
     fn limits(&mut self) -> &mut ResourceLimits {
-        self.properties
-            .resources
-            .limits
-            .get_or_insert_with(ResourceLimits::default)
+        self.properties.resources.limits.get_or_insert_with(ResourceLimits::default)
     }
 
     /// Declares a TCP port the container listens on.
     pub fn port(mut self, port: u16) -> Self {
-        self.properties.ports.push(Port {
-            protocol: None,
-            port,
-        });
+        self.properties.ports.push(Port { protocol: None, port });
         self
     }
 
@@ -291,21 +266,13 @@ impl Container {
 
     /// Mounts volume `name` at `mount_path`, read-write.
     pub fn volume_mount(mut self, name: impl Into<String>, mount_path: impl Into<String>) -> Self {
-        self.properties
-            .volume_mounts
-            .push(mount(name, mount_path, None));
+        self.properties.volume_mounts.push(mount(name, mount_path, None));
         self
     }
 
     /// Mounts volume `name` at `mount_path`, read-only.
-    pub fn read_only_volume_mount(
-        mut self,
-        name: impl Into<String>,
-        mount_path: impl Into<String>,
-    ) -> Self {
-        self.properties
-            .volume_mounts
-            .push(mount(name, mount_path, Some(true)));
+    pub fn read_only_volume_mount(mut self, name: impl Into<String>, mount_path: impl Into<String>) -> Self {
+        self.properties.volume_mounts.push(mount(name, mount_path, Some(true)));
         self
     }
 
@@ -339,10 +306,7 @@ impl InitContainer {
             security_context: None,
             instance_view: None,
         };
-        Self {
-            name: name.into(),
-            properties,
-        }
+        Self { name: name.into(), properties }
     }
 
     /// Sets the exec-form command.
@@ -353,37 +317,23 @@ impl InitContainer {
 
     /// Adds an environment variable.
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.properties
-            .environment_variables
-            .push(EnvironmentVariable::new(name, value));
+        self.properties.environment_variables.push(EnvironmentVariable::new(name, value));
         self
     }
 
     /// Adds a secret environment variable (`secureValue`).
     pub fn secure_env(mut self, name: impl Into<String>, value: impl Into<Secret>) -> Self {
-        self.properties
-            .environment_variables
-            .push(EnvironmentVariable::secure(name, value));
+        self.properties.environment_variables.push(EnvironmentVariable::secure(name, value));
         self
     }
 
     /// Mounts volume `name` at `mount_path`, read-write.
     pub fn volume_mount(mut self, name: impl Into<String>, mount_path: impl Into<String>) -> Self {
-        self.properties
-            .volume_mounts
-            .push(mount(name, mount_path, None));
+        self.properties.volume_mounts.push(mount(name, mount_path, None));
         self
     }
 }
 
-fn mount(
-    name: impl Into<String>,
-    mount_path: impl Into<String>,
-    read_only: Option<bool>,
-) -> VolumeMount {
-    VolumeMount {
-        name: name.into(),
-        mount_path: mount_path.into(),
-        read_only,
-    }
+fn mount(name: impl Into<String>, mount_path: impl Into<String>, read_only: Option<bool>) -> VolumeMount {
+    VolumeMount { name: name.into(), mount_path: mount_path.into(), read_only }
 }

@@ -102,20 +102,12 @@ pub struct EnvironmentVariable {
 impl EnvironmentVariable {
     /// A variable with a plain value.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            value: Some(value.into()),
-            secure_value: None,
-        }
+        Self { name: name.into(), value: Some(value.into()), secure_value: None }
     }
 
     /// A variable with a secret value.
     pub fn secure(name: impl Into<String>, value: impl Into<Secret>) -> Self {
-        Self {
-            name: name.into(),
-            value: None,
-            secure_value: Some(value.into()),
-        }
+        Self { name: name.into(), value: None, secure_value: Some(value.into()) }
     }
 
     /// The value the process sees: the secure value if set, else the plain one; `None` if
@@ -142,30 +134,17 @@ pub struct ResourceRequirements {
 impl ResourceRequirements {
     /// Requests `cpu` cores and `memory_in_gb` GB, with no explicit limits.
     pub fn new(cpu: f64, memory_in_gb: f64) -> Self {
-        Self {
-            requests: ResourceRequests {
-                cpu,
-                memory_in_gb,
-                gpu: None,
-            },
-            limits: None,
-        }
+        Self { requests: ResourceRequests { cpu, memory_in_gb, gpu: None }, limits: None }
     }
 
     /// The CPU limit: the explicit limit, else the request.
     pub fn cpu_limit(&self) -> f64 {
-        self.limits
-            .as_ref()
-            .and_then(|l| l.cpu)
-            .unwrap_or(self.requests.cpu)
+        self.limits.as_ref().and_then(|l| l.cpu).unwrap_or(self.requests.cpu)
     }
 
     /// The memory limit in GB: the explicit limit, else the request.
     pub fn memory_limit_in_gb(&self) -> f64 {
-        self.limits
-            .as_ref()
-            .and_then(|l| l.memory_in_gb)
-            .unwrap_or(self.requests.memory_in_gb)
+        self.limits.as_ref().and_then(|l| l.memory_in_gb).unwrap_or(self.requests.memory_in_gb)
     }
 }
 
@@ -177,11 +156,7 @@ pub struct ResourceRequests {
     #[serde(deserialize_with = "serde_util::float")]
     pub cpu: f64,
     /// Memory in GB (`memoryInGB`; ACI's samples also write `memoryInGb`).
-    #[serde(
-        rename = "memoryInGB",
-        alias = "memoryInGb",
-        deserialize_with = "serde_util::float"
-    )]
+    #[serde(rename = "memoryInGB", alias = "memoryInGb", deserialize_with = "serde_util::float")]
     pub memory_in_gb: f64,
     /// GPUs (not supported by aci; rejected by validation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,11 +168,7 @@ pub struct ResourceRequests {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceLimits {
     /// CPU cores.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_float"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_float")]
     pub cpu: Option<f64>,
     /// Memory in GB.
     #[serde(
@@ -233,11 +204,7 @@ pub struct VolumeMount {
     /// Absolute path in the container, without `:`.
     pub mount_path: String,
     /// Mount read-only.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_bool"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_bool")]
     pub read_only: Option<bool>,
 }
 
@@ -246,35 +213,19 @@ pub struct VolumeMount {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecurityContext {
     /// Run with all capabilities and device access.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_bool"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_bool")]
     pub privileged: Option<bool>,
     /// Allow gaining privileges (setuid, file capabilities).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_bool"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_bool")]
     pub allow_privilege_escalation: Option<bool>,
     /// Capabilities added to or dropped from the default set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Capabilities>,
     /// The user id the process runs as.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub run_as_user: Option<i64>,
     /// The group id the process runs as.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub run_as_group: Option<i64>,
     /// A seccomp profile, base64-encoded JSON (as ACI takes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,20 +50,12 @@ pub struct ContainerGroup {
 impl ContainerGroup {
     /// Sum of the containers' CPU requests: the group's size.
     pub fn total_cpu(&self) -> f64 {
-        self.properties
-            .containers
-            .iter()
-            .map(|c| c.properties.resources.requests.cpu)
-            .sum()
+        self.properties.containers.iter().map(|c| c.properties.resources.requests.cpu).sum()
     }
 
     /// Sum of the containers' memory requests in GB: the group's size.
     pub fn total_memory_in_gb(&self) -> f64 {
-        self.properties
-            .containers
-            .iter()
-            .map(|c| c.properties.resources.requests.memory_in_gb)
-            .sum()
+        self.properties.containers.iter().map(|c| c.properties.resources.requests.memory_in_gb).sum()
     }
 }
 
@@ -180,11 +172,7 @@ pub struct ImageRegistryCredential {
 
 impl ImageRegistryCredential {
     /// A user name and password for `server`.
-    pub fn new(
-        server: impl Into<String>,
-        username: impl Into<String>,
-        password: impl Into<Secret>,
-    ) -> Self {
+    pub fn new(server: impl Into<String>, username: impl Into<String>, password: impl Into<Secret>) -> Self {
         Self {
             server: server.into(),
             username: Some(username.into()),

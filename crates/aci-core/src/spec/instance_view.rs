@@ -22,11 +22,7 @@ pub struct GroupInstanceView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerInstanceView {
     /// Times the container was restarted.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub restart_count: Option<u32>,
     /// The container's current state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,11 +46,7 @@ pub struct ContainerState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     /// The exit code, once terminated.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub exit_code: Option<i32>,
     /// When the container terminated (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,11 +61,7 @@ pub struct ContainerState {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Event {
     /// How many times it happened.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub count: Option<u32>,
     /// First occurrence (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -105,10 +105,7 @@ impl LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self {
-            parameters: BTreeMap::new(),
-            resource_group_location: Self::LOCAL_LOCATION.to_owned(),
-        }
+        Self { parameters: BTreeMap::new(), resource_group_location: Self::LOCAL_LOCATION.to_owned() }
     }
 }
 
@@ -169,11 +166,7 @@ impl ContainerGroup {
     }
 
     /// Loads text in `format`, with `options` for ARM template parameters and location.
-    pub fn from_str_as(
-        text: &str,
-        format: Format,
-        options: &LoadOptions,
-    ) -> Result<Self, LoadError> {
+    pub fn from_str_as(text: &str, format: Format, options: &LoadOptions) -> Result<Self, LoadError> {
         let doc: Value = match format {
             Format::Yaml => parse(serde_yaml_ng::Deserializer::from_str(text))?,
             Format::Json => parse_json(text)?,
@@ -181,10 +174,9 @@ impl ContainerGroup {
         if arm::is_template(&doc) {
             let (prefix, resource) = arm::container_group_resource(&doc, options)?;
             return parse(resource).map_err(|err| match err {
-                LoadError::Parse { path, message } => LoadError::Parse {
-                    path: arm::prefixed(&prefix, &path),
-                    message,
-                },
+                LoadError::Parse { path, message } => {
+                    LoadError::Parse { path: arm::prefixed(&prefix, &path), message }
+                }
                 other => other,
             });
         }
@@ -201,39 +193,25 @@ impl ContainerGroup {
     }
 
     /// Like [`ContainerGroup::from_path`], with `options` for ARM templates.
-    pub fn from_path_with(
-        path: impl AsRef<Path>,
-        options: &LoadOptions,
-    ) -> Result<Self, LoadError> {
+    pub fn from_path_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, LoadError> {
         let path = path.as_ref();
-        let format = Format::from_path(path).ok_or_else(|| LoadError::UnknownFormat {
-            path: path.to_owned(),
-        })?;
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_str_as(&text, format, options).map_err(|source| LoadError::File {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })
+        let format =
+            Format::from_path(path).ok_or_else(|| LoadError::UnknownFormat { path: path.to_owned() })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+        Self::from_str_as(&text, format, options)
+            .map_err(|source| LoadError::File { path: path.to_owned(), source: Box::new(source) })
     }
 
     /// The group as ACI YAML. Secrets are written as [`Secret::REDACTED`](super::Secret::REDACTED).
     pub fn to_yaml_string(&self) -> Result<String, EncodeError> {
-        serde_yaml_ng::to_string(self).map_err(|e| EncodeError {
-            format: "YAML",
-            source: Box::new(e),
-        })
+        serde_yaml_ng::to_string(self).map_err(|e| EncodeError { format: "YAML", source: Box::new(e) })
     }
 
     /// The group as pretty-printed JSON. Secrets are written as
     /// [`Secret::REDACTED`](super::Secret::REDACTED).
     pub fn to_json_string(&self) -> Result<String, EncodeError> {
-        serde_json::to_string_pretty(self).map_err(|e| EncodeError {
-            format: "JSON",
-            source: Box::new(e),
-        })
+        serde_json::to_string_pretty(self).map_err(|e| EncodeError { format: "JSON", source: Box::new(e) })
     }
 }
 
@@ -259,9 +237,6 @@ where
 fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, LoadError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let value = parse(&mut de)?;
-    de.end().map_err(|err| LoadError::Parse {
-        path: String::new(),
-        message: err.to_string(),
-    })?;
+    de.end().map_err(|err| LoadError::Parse { path: String::new(), message: err.to_string() })?;
     Ok(value)
 }

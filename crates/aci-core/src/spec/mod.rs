@@ -39,24 +39,18 @@ mod volume;
 pub use builder::ContainerGroupBuilder;
 pub use container::{
     Capabilities, Container, ContainerProperties, EnvironmentVariable, Gpu, InitContainer,
-    InitContainerProperties, ResourceLimits, ResourceRequests, ResourceRequirements,
-    SecurityContext, VolumeMount,
+    InitContainerProperties, ResourceLimits, ResourceRequests, ResourceRequirements, SecurityContext,
+    VolumeMount,
 };
 pub use group::{
-    ContainerGroup, ContainerGroupProperties, Diagnostics, Identity, ImageRegistryCredential,
-    LogAnalytics, OsType, Priority, RestartPolicy, Sku, UserAssignedIdentity, RESOURCE_TYPE,
+    ContainerGroup, ContainerGroupProperties, Diagnostics, Identity, ImageRegistryCredential, LogAnalytics,
+    OsType, Priority, RestartPolicy, Sku, UserAssignedIdentity, RESOURCE_TYPE,
 };
 pub use instance_view::{ContainerInstanceView, ContainerState, Event, GroupInstanceView};
 pub use load::{EncodeError, Format, LoadError, LoadOptions};
-pub use network::{
-    DnsConfig, DnsNameLabelScope, IpAddress, IpAddressType, Port, Protocol, SubnetId,
-};
-pub use probe::{
-    ExecAction, HttpGetAction, HttpHeader, Probe, ProbeTiming, Scheme, TcpSocketAction,
-};
+pub use network::{DnsConfig, DnsNameLabelScope, IpAddress, IpAddressType, Port, Protocol, SubnetId};
+pub use probe::{ExecAction, HttpGetAction, HttpHeader, Probe, ProbeTiming, Scheme, TcpSocketAction};
 pub use secret::Secret;
 pub use serde_util::UnknownVariant;
 pub use validate::{Limits, ValidationErrors, Violation, ACI_RESERVED_PORTS};
-pub use volume::{
-    AzureFileVolume, EmptyDirVolume, GitRepoVolume, HostPathVolume, Volume, VolumeKind,
-};
+pub use volume::{AzureFileVolume, EmptyDirVolume, GitRepoVolume, HostPathVolume, Volume, VolumeKind};

@@ -55,18 +55,12 @@ pub struct Port {
 impl Port {
     /// A TCP port.
     pub fn tcp(port: u16) -> Self {
-        Self {
-            protocol: Some(Protocol::Tcp),
-            port,
-        }
+        Self { protocol: Some(Protocol::Tcp), port }
     }
 
     /// A UDP port.
     pub fn udp(port: u16) -> Self {
-        Self {
-            protocol: Some(Protocol::Udp),
-            port,
-        }
+        Self { protocol: Some(Protocol::Udp), port }
     }
 
     /// The protocol, TCP when not given.
@@ -92,11 +86,7 @@ pub struct IpAddress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_name_label: Option<String>,
     /// How the DNS label is made unique (older API versions: `dnsNameLabelReusePolicy`).
-    #[serde(
-        default,
-        alias = "dnsNameLabelReusePolicy",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, alias = "dnsNameLabelReusePolicy", skip_serializing_if = "Option::is_none")]
     pub auto_generated_domain_name_label_scope: Option<DnsNameLabelScope>,
     /// Read-only: the fully qualified domain name, set by the runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -22,40 +22,20 @@ pub struct Probe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_socket: Option<TcpSocketAction>,
     /// Seconds after the container starts before the first probe (default 0).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub initial_delay_seconds: Option<i32>,
     /// Seconds between probes (default 10, at least 1).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub period_seconds: Option<i32>,
     /// Consecutive failures that make the container unhealthy/not ready (default 3, at least 1).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub failure_threshold: Option<i32>,
     /// Consecutive successes that make it healthy/ready again (default 1; must be 1 for
     /// liveness).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub success_threshold: Option<i32>,
     /// Seconds before one probe attempt counts as failed (default 1, at least 1).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_int")]
     pub timeout_seconds: Option<i32>,
 }
 
@@ -89,32 +69,18 @@ impl Probe {
     /// A probe running `command` in the container.
     pub fn exec<S: Into<String>>(command: impl IntoIterator<Item = S>) -> Self {
         let command = command.into_iter().map(Into::into).collect();
-        Self {
-            exec: Some(ExecAction { command }),
-            ..Self::default()
-        }
+        Self { exec: Some(ExecAction { command }), ..Self::default() }
     }
 
     /// A probe doing `GET path` on `port` over HTTP.
     pub fn http_get(path: impl Into<String>, port: u16) -> Self {
-        let get = HttpGetAction {
-            path: Some(path.into()),
-            port,
-            scheme: None,
-            http_headers: Vec::new(),
-        };
-        Self {
-            http_get: Some(get),
-            ..Self::default()
-        }
+        let get = HttpGetAction { path: Some(path.into()), port, scheme: None, http_headers: Vec::new() };
+        Self { http_get: Some(get), ..Self::default() }
     }
 
     /// A probe connecting to TCP `port` (aci extension).
     pub fn tcp_socket(port: u16) -> Self {
-        Self {
-            tcp_socket: Some(TcpSocketAction { port }),
-            ..Self::default()
-        }
+        Self { tcp_socket: Some(TcpSocketAction { port }), ..Self::default() }
     }
 
     /// Sets `periodSeconds`.
@@ -150,19 +116,14 @@ impl Probe {
     /// The timing with Kubernetes' defaults for absent fields. Out-of-range values (which
     /// [`validate`](crate::spec::ContainerGroup::validate) rejects) are clamped to the minimum.
     pub fn timing(&self) -> ProbeTiming {
-        let get =
-            |v: Option<i32>, default: i32, min: i32| v.unwrap_or(default).max(min).unsigned_abs();
+        let get = |v: Option<i32>, default: i32, min: i32| v.unwrap_or(default).max(min).unsigned_abs();
         ProbeTiming {
             initial_delay: Duration::from_secs(u64::from(get(
                 self.initial_delay_seconds,
                 Self::DEFAULT_INITIAL_DELAY_SECONDS,
                 0,
             ))),
-            period: Duration::from_secs(u64::from(get(
-                self.period_seconds,
-                Self::DEFAULT_PERIOD_SECONDS,
-                1,
-            ))),
+            period: Duration::from_secs(u64::from(get(self.period_seconds, Self::DEFAULT_PERIOD_SECONDS, 1))),
             timeout: Duration::from_secs(u64::from(get(
                 self.timeout_seconds,
                 Self::DEFAULT_TIMEOUT_SECONDS,

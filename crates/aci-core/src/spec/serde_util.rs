@@ -129,10 +129,8 @@ impl<T: TryFrom<i128>> Visitor<'_> for IntVisitor<T> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        let n: i128 = v
-            .trim()
-            .parse()
-            .map_err(|_| E::custom(format!("expected an integer, found \"{v}\"")))?;
+        let n: i128 =
+            v.trim().parse().map_err(|_| E::custom(format!("expected an integer, found \"{v}\"")))?;
         Self::fit(n)
     }
 }
@@ -162,9 +160,7 @@ impl Visitor<'_> for FloatVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
-        v.trim()
-            .parse()
-            .map_err(|_| E::custom(format!("expected a number, found \"{v}\"")))
+        v.trim().parse().map_err(|_| E::custom(format!("expected a number, found \"{v}\"")))
     }
 }
 
@@ -196,8 +192,7 @@ struct FlexInt<T>(T);
 
 impl<'de, T: TryFrom<i128>> serde::Deserialize<'de> for FlexInt<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(IntVisitor(std::marker::PhantomData))
-            .map(FlexInt)
+        d.deserialize_any(IntVisitor(std::marker::PhantomData)).map(FlexInt)
     }
 }
 

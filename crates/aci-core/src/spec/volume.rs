@@ -60,10 +60,7 @@ impl Volume {
 
     /// An `emptyDir` volume.
     pub fn empty_dir(name: impl Into<String>) -> Self {
-        Self {
-            empty_dir: Some(EmptyDirVolume {}),
-            ..Self::named(name)
-        }
+        Self { empty_dir: Some(EmptyDirVolume {}), ..Self::named(name) }
     }
 
     /// A `secret` volume from (file name, base64 content) pairs.
@@ -72,47 +69,25 @@ impl Volume {
         K: Into<String>,
         V: Into<Secret>,
     {
-        let files = files
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        Self {
-            secret: Some(files),
-            ..Self::named(name)
-        }
+        let files = files.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        Self { secret: Some(files), ..Self::named(name) }
     }
 
     /// A `gitRepo` volume cloning `repository` (default branch, into the volume's root).
     pub fn git_repo(name: impl Into<String>, repository: impl Into<String>) -> Self {
-        let git = GitRepoVolume {
-            repository: repository.into(),
-            directory: None,
-            revision: None,
-        };
-        Self {
-            git_repo: Some(git),
-            ..Self::named(name)
-        }
+        let git = GitRepoVolume { repository: repository.into(), directory: None, revision: None };
+        Self { git_repo: Some(git), ..Self::named(name) }
     }
 
     /// An `azureFile` volume.
     pub fn azure_file(name: impl Into<String>, share: AzureFileVolume) -> Self {
-        Self {
-            azure_file: Some(share),
-            ..Self::named(name)
-        }
+        Self { azure_file: Some(share), ..Self::named(name) }
     }
 
     /// A `hostPath` volume (aci extension): `path` on the host, shared into the microVM.
     pub fn host_path(name: impl Into<String>, path: impl Into<String>) -> Self {
-        let host = HostPathVolume {
-            path: path.into(),
-            read_only: None,
-        };
-        Self {
-            host_path: Some(host),
-            ..Self::named(name)
-        }
+        let host = HostPathVolume { path: path.into(), read_only: None };
+        Self { host_path: Some(host), ..Self::named(name) }
     }
 
     /// Every kind set on this volume (a valid volume has exactly one).
@@ -147,11 +122,7 @@ pub struct AzureFileVolume {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_account_key: Option<Secret>,
     /// Mount read-only.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_bool"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_bool")]
     pub read_only: Option<bool>,
 }
 
@@ -182,10 +153,6 @@ pub struct HostPathVolume {
     /// Absolute path of the directory on the host.
     pub path: String,
     /// Share read-only.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "serde_util::opt_bool"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_util::opt_bool")]
     pub read_only: Option<bool>,
 }

@@ -10,11 +10,7 @@ pub const P0: &str = "properties.containers[0].properties";
 /// A valid group: two containers, an emptyDir volume, port 80 published.
 pub fn base() -> ContainerGroup {
     ContainerGroup::builder("demo")
-        .container(
-            Container::new("app", "nginx")
-                .port(80)
-                .volume_mount("data", "/data"),
-        )
+        .container(Container::new("app", "nginx").port(80).volume_mount("data", "/data"))
         .container(Container::new("side", "busybox").cpu(0.5).memory_gb(0.5))
         .volume(Volume::empty_dir("data"))
         .public_port(80)
@@ -33,9 +29,6 @@ pub fn errors(change: impl FnOnce(&mut ContainerGroup)) -> ValidationErrors {
 #[track_caller]
 pub fn fails_at(path: &str, needle: &str, change: impl FnOnce(&mut ContainerGroup)) {
     let errors = errors(change);
-    let hit = errors
-        .violations()
-        .iter()
-        .any(|v| v.path == path && v.message.contains(needle));
+    let hit = errors.violations().iter().any(|v| v.path == path && v.message.contains(needle));
     assert!(hit, "expected `{path}: ...{needle}...` in:\n{errors}");
 }

@@ -45,9 +45,7 @@ pub struct LabelOwner {
 #[derive(Debug, thiserror::Error)]
 pub enum LabelError {
     /// The label is not a valid DNS label.
-    #[error(
-        "invalid DNS name label {0:?} (1-50 of a-z, 0-9, '-', not starting or ending with '-')"
-    )]
+    #[error("invalid DNS name label {0:?} (1-50 of a-z, 0-9, '-', not starting or ending with '-')")]
     Invalid(String),
     /// The FQDN is held by another group.
     #[error("DNS name {fqdn} is already in use by group {holder}")]
@@ -78,16 +76,9 @@ pub struct DnsLabels {
 impl DnsLabels {
     /// Labels under `<region>.<zone>` (e.g. `westeurope`, `azurecontainer.io`).
     pub fn new(region: &str, zone: &str) -> Self {
-        let suffix = format!(
-            "{}.{}",
-            region.to_ascii_lowercase(),
-            zone.trim_end_matches('.').to_ascii_lowercase()
-        );
-        Self {
-            suffix,
-            entries: RwLock::default(),
-            nonce: AtomicU64::new(0),
-        }
+        let suffix =
+            format!("{}.{}", region.to_ascii_lowercase(), zone.trim_end_matches('.').to_ascii_lowercase());
+        Self { suffix, entries: RwLock::default(), nonce: AtomicU64::new(0) }
     }
 
     /// `<region>.<zone>`, without trailing dot.
@@ -96,12 +87,7 @@ impl DnsLabels {
     }
 
     /// The FQDN (no trailing dot) that `label` gets under `scope` for `owner`.
-    pub fn fqdn_for(
-        &self,
-        label: &str,
-        scope: LabelScope,
-        owner: &LabelOwner,
-    ) -> Result<String, LabelError> {
+    pub fn fqdn_for(&self, label: &str, scope: LabelScope, owner: &LabelOwner) -> Result<String, LabelError> {
         if !valid_label(label) {
             return Err(LabelError::Invalid(label.to_owned()));
         }
@@ -118,29 +104,17 @@ impl DnsLabels {
         let host = match scope {
             LabelScope::Unsecure => label.clone(),
             LabelScope::TenantReuse => keyed(&["tenant", &label, &owner.tenant]),
-            LabelScope::SubscriptionReuse => {
-                keyed(&["sub", &label, &owner.tenant, &owner.subscription])
+            LabelScope::SubscriptionReuse => keyed(&["sub", &label, &owner.tenant, &owner.subscription]),
+            LabelScope::ResourceGroupReuse => {
+                keyed(&["rg", &label, &owner.tenant, &owner.subscription, &owner.resource_group])
             }
-            LabelScope::ResourceGroupReuse => keyed(&[
-                "rg",
-                &label,
-                &owner.tenant,
-                &owner.subscription,
-                &owner.resource_group,
-            ]),
             LabelScope::Noreuse => {
                 let n = self.nonce.fetch_add(1, Ordering::Relaxed);
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
                     .unwrap_or_default();
-                keyed(&[
-                    "none",
-                    &label,
-                    &n.to_string(),
-                    &t.to_string(),
-                    &std::process::id().to_string(),
-                ])
+                keyed(&["none", &label, &n.to_string(), &t.to_string(), &std::process::id().to_string()])
             }
         };
         Ok(format!("{host}.{}", self.suffix))
@@ -156,35 +130,19 @@ impl DnsLabels {
         address: Ipv4Addr,
     ) -> Result<String, LabelError> {
         let fqdn = self.fqdn_for(label, scope, owner)?;
-        let mut map = self
-            .entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(e) = map.get(&fqdn) {
             if e.group != group {
-                return Err(LabelError::InUse {
-                    fqdn,
-                    holder: e.group.clone(),
-                });
+                return Err(LabelError::InUse { fqdn, holder: e.group.clone() });
             }
         }
-        map.insert(
-            fqdn.clone(),
-            Entry {
-                group: group.to_owned(),
-                address,
-                private: None,
-            },
-        );
+        map.insert(fqdn.clone(), Entry { group: group.to_owned(), address, private: None });
         Ok(fqdn)
     }
 
     /// Releases every FQDN held by `group`.
     pub fn release(&self, group: &str) {
-        let mut map = self
-            .entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.retain(|_, e| e.group != group);
     }
 
@@ -197,10 +155,7 @@ impl DnsLabels {
     /// comes from the network it is attached to, else the published address.
     pub fn lookup_from(&self, fqdn: &str, network: Option<&str>) -> Option<Ipv4Addr> {
         let key = fqdn.trim_end_matches('.').to_ascii_lowercase();
-        let map = self
-            .entries
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let e = map.get(&key)?;
         match (&e.private, network) {
             (Some((net, private)), Some(from)) if net == from => Some(*private),
@@ -211,10 +166,7 @@ impl DnsLabels {
     /// Records `group`'s private `address` on `network` for all its labels, so guests on that
     /// network reach it directly by FQDN.
     pub fn set_private(&self, group: &str, network: &str, address: Ipv4Addr) {
-        let mut map = self
-            .entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for e in map.values_mut().filter(|e| e.group == group) {
             e.private = Some((network.to_owned(), address));
         }
@@ -239,11 +191,7 @@ mod tests {
     use super::*;
 
     fn owner(rg: &str) -> LabelOwner {
-        LabelOwner {
-            tenant: "t".into(),
-            subscription: "s".into(),
-            resource_group: rg.into(),
-        }
+        LabelOwner { tenant: "t".into(), subscription: "s".into(), resource_group: rg.into() }
     }
 
     #[test]
@@ -255,14 +203,8 @@ mod tests {
             "web.westeurope.azurecontainer.io"
         );
         let rg1 = l.fqdn_for("web", LabelScope::ResourceGroupReuse, &owner("rg1"))?;
-        assert_eq!(
-            rg1,
-            l.fqdn_for("web", LabelScope::ResourceGroupReuse, &owner("rg1"))?
-        );
-        assert_ne!(
-            rg1,
-            l.fqdn_for("web", LabelScope::ResourceGroupReuse, &owner("rg2"))?
-        );
+        assert_eq!(rg1, l.fqdn_for("web", LabelScope::ResourceGroupReuse, &owner("rg1"))?);
+        assert_ne!(rg1, l.fqdn_for("web", LabelScope::ResourceGroupReuse, &owner("rg2"))?);
         assert_eq!(
             l.fqdn_for("web", LabelScope::TenantReuse, &owner("rg1"))?,
             l.fqdn_for("web", LabelScope::TenantReuse, &owner("rg2"))?
@@ -278,10 +220,7 @@ mod tests {
         ));
         assert_eq!(l.lookup(&format!("{}.", f.to_uppercase())), Some(a));
         l.release("g1");
-        assert_eq!(
-            l.register("web", LabelScope::Unsecure, &owner("rg"), "g2", a)?,
-            f
-        );
+        assert_eq!(l.register("web", LabelScope::Unsecure, &owner("rg"), "g2", a)?, f);
         assert!(matches!(
             l.register("-x", LabelScope::Unsecure, &owner("rg"), "g3", a),
             Err(LabelError::Invalid(_))

@@ -58,9 +58,7 @@ impl RequestHandler for LabelHandler {
             return send(&mut response, builder.build_no_records(m), m).await;
         };
         let name = info.query.name().to_string();
-        if request.metadata.message_type != MessageType::Query
-            || request.metadata.op_code != OpCode::Query
-        {
+        if request.metadata.message_type != MessageType::Query || request.metadata.op_code != OpCode::Query {
             let m = fail(ResponseCode::NotImp);
             return send(&mut response, builder.build_no_records(m), m).await;
         }
@@ -76,11 +74,7 @@ impl RequestHandler for LabelHandler {
         let mut m = Metadata::response_from_request(&request.metadata);
         m.authoritative = true;
         let answers: Vec<Record> = if info.query.query_type() == RecordType::A {
-            vec![Record::from_rdata(
-                info.query.original().name().clone(),
-                TTL,
-                RData::A(A(address)),
-            )]
+            vec![Record::from_rdata(info.query.original().name().clone(), TTL, RData::A(A(address)))]
         } else {
             Vec::new() // NODATA: the name exists, only A records are served.
         };
@@ -107,11 +101,7 @@ async fn send<'a, R: ResponseHandler>(
             tracing::debug!(error = %e, "DNS response not sent");
             let mut m = fallback;
             m.response_code = ResponseCode::ServFail;
-            hickory_server::proto::op::Header {
-                metadata: m,
-                counts: Default::default(),
-            }
-            .into()
+            hickory_server::proto::op::Header { metadata: m, counts: Default::default() }.into()
         }
     }
 }
@@ -127,9 +117,7 @@ pub struct DnsServer {
 
 impl std::fmt::Debug for DnsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DnsServer")
-            .field("local", &self.local)
-            .finish_non_exhaustive()
+        f.debug_struct("DnsServer").field("local", &self.local).finish_non_exhaustive()
     }
 }
 
@@ -140,27 +128,14 @@ impl DnsServer {
         let udp = tokio::net::UdpSocket::bind(addr)
             .await
             .map_err(|source| DnsServerError::Bind { addr, source })?;
-        let local = udp
-            .local_addr()
-            .map_err(|source| DnsServerError::Bind { addr, source })?;
+        let local = udp.local_addr().map_err(|source| DnsServerError::Bind { addr, source })?;
         let tcp = tokio::net::TcpListener::bind(local)
             .await
-            .map_err(|source| DnsServerError::Bind {
-                addr: local,
-                source,
-            })?;
-        let mut server = Server::new(LabelHandler {
-            labels: labels.clone(),
-            network: None,
-        });
+            .map_err(|source| DnsServerError::Bind { addr: local, source })?;
+        let mut server = Server::new(LabelHandler { labels: labels.clone(), network: None });
         server.register_socket(udp);
         server.register_listener(tcp, std::time::Duration::from_secs(5), 4096);
-        Ok(Self {
-            labels,
-            server: Mutex::new(server),
-            networks: Mutex::new(Vec::new()),
-            local,
-        })
+        Ok(Self { labels, server: Mutex::new(server), networks: Mutex::new(Vec::new()), local })
     }
 
     /// Also answers the guests of `network` on `socket` (from
@@ -173,15 +148,10 @@ impl DnsServer {
         network: &str,
     ) -> Result<(), DnsServerError> {
         let sock = tokio::net::UdpSocket::from_std(socket).map_err(DnsServerError::Register)?;
-        let mut server = Server::new(LabelHandler {
-            labels: self.labels.clone(),
-            network: Some(network.to_owned()),
-        });
+        let mut server =
+            Server::new(LabelHandler { labels: self.labels.clone(), network: Some(network.to_owned()) });
         server.register_socket(sock);
-        self.networks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(server);
+        self.networks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(server);
         Ok(())
     }
 
@@ -198,15 +168,9 @@ impl DnsServer {
 
 impl Drop for DnsServer {
     fn drop(&mut self) {
-        let main = self
-            .server
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let main = self.server.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         main.shutdown_token().cancel();
-        let nets = self
-            .networks
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let nets = self.networks.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         for s in nets.iter() {
             s.shutdown_token().cancel();
         }

@@ -19,13 +19,8 @@ use aci_net::{netns, tap, Attachment, ManagerConfig, NetworkManager};
 pub fn can_run(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let tool = |t: &str, flag: &str| {
-        Command::new(t)
-            .arg(flag)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
+    let tool =
+        |t: &str, flag: &str| Command::new(t).arg(flag).output().map(|o| o.status.success()).unwrap_or(false);
     let reason = if !root {
         Some("not root")
     } else if !tool("ip", "-V") {
@@ -69,12 +64,7 @@ impl Env {
         let mut cfg = ManagerConfig::new(dir.path());
         cfg.name_prefix = format!("acit-{id}-");
         let mgr = NetworkManager::open(cfg.clone()).unwrap();
-        Self {
-            dir,
-            prefix: cfg.name_prefix,
-            guest_prefix: format!("acifg-{id}-"),
-            mgr,
-        }
+        Self { dir, prefix: cfg.name_prefix, guest_prefix: format!("acifg-{id}-"), mgr }
     }
 
     /// A second manager on the same state dir (a restarted process).
@@ -117,45 +107,16 @@ impl FakeGuest {
         netns::create(&ns).unwrap();
         let inner = File::from(tap::open_in(&ns, "eth0", false).unwrap());
         let g = &att.guest;
-        let mac = g
-            .mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":");
+        let mac = g.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
         ip(&["-n", &ns, "link", "set", "eth0", "address", &mac, "up"]);
-        ip(&[
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{}/{}", g.address, g.prefix),
-            "dev",
-            "eth0",
-        ]);
-        ip(&[
-            "-n",
-            &ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            &g.gateway.to_string(),
-        ]);
+        ip(&["-n", &ns, "addr", "add", &format!("{}/{}", g.address, g.prefix), "dev", "eth0"]);
+        ip(&["-n", &ns, "route", "add", "default", "via", &g.gateway.to_string()]);
         let outer = Arc::new(File::from(att.tap));
         let inner = Arc::new(inner);
         let stop = Arc::new(AtomicBool::new(false));
-        let pumps = vec![
-            pump(inner.clone(), outer.clone(), stop.clone()),
-            pump(outer, inner, stop.clone()),
-        ];
-        Self {
-            ns,
-            address: g.address,
-            stop,
-            pumps,
-        }
+        let pumps = vec![pump(inner.clone(), outer.clone(), stop.clone()), pump(outer, inner, stop.clone())];
+        Self { ns, address: g.address, stop, pumps }
     }
 
     /// Runs `f` inside the fake guest's namespace.
@@ -179,11 +140,7 @@ fn pump(from: Arc<File>, to: Arc<File>, stop: Arc<AtomicBool>) -> JoinHandle<()>
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
         while !stop.load(Ordering::Relaxed) {
-            let mut pfd = libc::pollfd {
-                fd: from.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut pfd = libc::pollfd { fd: from.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd for the duration of the call.
             let n = unsafe { libc::poll(&mut pfd, 1, 50) };
             if n <= 0 {
@@ -202,11 +159,7 @@ fn pump(from: Arc<File>, to: Arc<File>, stop: Arc<AtomicBool>) -> JoinHandle<()>
 /// Runs `ip args…`, panicking with its stderr on failure.
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// stdout of a command.
@@ -218,16 +171,8 @@ pub fn stdout(cmd: &str, args: &[&str]) -> String {
 /// A free port on 127.0.0.1 for `tcp` (or UDP), as the kernel picks it right now.
 pub fn free_port(tcp: bool) -> u16 {
     if tcp {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     } else {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
 }

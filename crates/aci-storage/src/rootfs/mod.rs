@@ -149,10 +149,8 @@ pub fn build_erofs_image(
         move |source| RootfsError::Prepare { path, source }
     };
     std::fs::create_dir_all(work_dir).map_err(prepare(work_dir))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("rootfs-")
-        .tempdir_in(work_dir)
-        .map_err(prepare(work_dir))?;
+    let scratch =
+        tempfile::Builder::new().prefix("rootfs-").tempdir_in(work_dir).map_err(prepare(work_dir))?;
     let tree = scratch.path().join("tree");
     std::fs::create_dir(&tree).map_err(prepare(&tree))?;
     let warnings = unpack_layers(layers, &tree, &options.policy)?;

@@ -65,12 +65,7 @@ impl RootDir {
         let path = path.canonicalize()?;
         let c = cstr(path.as_os_str())?;
         // SAFETY: `c` is a valid NUL-terminated string; the returned fd is checked below.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
         check(fd)?;
         // SAFETY: `fd` is a freshly opened descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -79,11 +74,7 @@ impl RootDir {
 
     /// Opens the directory `rel` (relative, already normalised) resolved inside the root.
     pub fn open_dir(&self, rel: &Path) -> io::Result<OwnedFd> {
-        let rel = if rel.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            rel
-        };
+        let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
         let c = cstr(rel.as_os_str())?;
         let how = OpenHow {
             flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
@@ -171,10 +162,7 @@ impl RootDir {
         if p.starts_with(&self.path) {
             Ok(p)
         } else {
-            Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "directory escaped the root",
-            ))
+            Err(io::Error::new(io::ErrorKind::PermissionDenied, "directory escaped the root"))
         }
     }
 }
@@ -185,27 +173,12 @@ pub(crate) fn existing(parent: &OwnedFd, name: &OsStr) -> io::Result<Existing> {
     // SAFETY: `st` is plain data that fstatat fills; `c` is NUL-terminated.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: pointers are valid for the call; the result is checked.
-    let ret = unsafe {
-        libc::fstatat(
-            parent.as_raw_fd(),
-            c.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
+    let ret = unsafe { libc::fstatat(parent.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
     if ret < 0 {
         let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::NotFound {
-            Ok(Existing::Nothing)
-        } else {
-            Err(e)
-        };
+        return if e.kind() == io::ErrorKind::NotFound { Ok(Existing::Nothing) } else { Err(e) };
     }
-    Ok(if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        Existing::Dir
-    } else {
-        Existing::Other
-    })
+    Ok(if st.st_mode & libc::S_IFMT == libc::S_IFDIR { Existing::Dir } else { Existing::Other })
 }
 
 /// Reads the target of symlink `name` in `parent`.
@@ -213,14 +186,7 @@ pub(crate) fn read_link_at(parent: &OwnedFd, name: &OsStr) -> io::Result<PathBuf
     let c = cstr(name)?;
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: `buf` is writable for `buf.len()` bytes; `c` is NUL-terminated.
-    let n = unsafe {
-        libc::readlinkat(
-            parent.as_raw_fd(),
-            c.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
+    let n = unsafe { libc::readlinkat(parent.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
     buf.truncate(n);
     Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
@@ -267,15 +233,7 @@ pub(crate) fn link_at(
 ) -> io::Result<()> {
     let (s, c) = (cstr(src_name)?, cstr(name)?);
     // SAFETY: both strings are NUL-terminated; flags 0 never follows a symlink source.
-    check(unsafe {
-        libc::linkat(
-            src_parent.as_raw_fd(),
-            s.as_ptr(),
-            parent.as_raw_fd(),
-            c.as_ptr(),
-            0,
-        )
-    })
+    check(unsafe { libc::linkat(src_parent.as_raw_fd(), s.as_ptr(), parent.as_raw_fd(), c.as_ptr(), 0) })
 }
 
 /// Creates a FIFO or device node `name` in `parent`. `kind` is `S_IFIFO`, `S_IFCHR` or `S_IFBLK`.
@@ -295,24 +253,11 @@ pub(crate) fn mknod_at(
 
 /// Applies owner, mode (not for symlinks) and mtime to `parent/name` without following it.
 /// Ownership changes that the caller may not make (`EPERM`, rootless) are reported as `Ok(false)`.
-pub(crate) fn set_meta_at(
-    parent: &OwnedFd,
-    name: &OsStr,
-    meta: Meta,
-    is_symlink: bool,
-) -> io::Result<bool> {
+pub(crate) fn set_meta_at(parent: &OwnedFd, name: &OsStr, meta: Meta, is_symlink: bool) -> io::Result<bool> {
     let c = cstr(name)?;
     let fd = parent.as_raw_fd();
     // SAFETY: `c` is NUL-terminated; the result is checked.
-    let chown = unsafe {
-        libc::fchownat(
-            fd,
-            c.as_ptr(),
-            meta.uid,
-            meta.gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
+    let chown = unsafe { libc::fchownat(fd, c.as_ptr(), meta.uid, meta.gid, libc::AT_SYMLINK_NOFOLLOW) };
     let owned = if chown < 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EPERM) {
@@ -327,10 +272,7 @@ pub(crate) fn set_meta_at(
         // symlink, so following is impossible. The result is checked.
         check(unsafe { libc::fchmodat(fd, c.as_ptr(), meta.mode & 0o7777, 0) })?;
     }
-    let t = libc::timespec {
-        tv_sec: meta.mtime,
-        tv_nsec: 0,
-    };
+    let t = libc::timespec { tv_sec: meta.mtime, tv_nsec: 0 };
     let times = [t, t];
     // SAFETY: `times` holds two timespecs as utimensat requires; the result is checked.
     check(unsafe { libc::utimensat(fd, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })?;
@@ -341,13 +283,5 @@ pub(crate) fn set_meta_at(
 pub(crate) fn set_xattr(file: &File, key: &[u8], value: &[u8]) -> io::Result<()> {
     let k = CString::new(key).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `k` is NUL-terminated and `value` is valid for `value.len()` bytes.
-    check(unsafe {
-        libc::fsetxattr(
-            file.as_raw_fd(),
-            k.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    })
+    check(unsafe { libc::fsetxattr(file.as_raw_fd(), k.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
 }

@@ -23,10 +23,8 @@ pub fn unpack_layers(
     target: &Path,
     policy: &UnpackPolicy,
 ) -> Result<Vec<UnpackWarning>, RootfsError> {
-    let root = RootDir::open(target).map_err(|source| RootfsError::OpenTarget {
-        path: target.to_path_buf(),
-        source,
-    })?;
+    let root = RootDir::open(target)
+        .map_err(|source| RootfsError::OpenTarget { path: target.to_path_buf(), source })?;
     let mut warnings = Vec::new();
     for layer in layers {
         LayerApplier {
@@ -71,29 +69,19 @@ struct LayerApplier<'a> {
 
 impl LayerApplier<'_> {
     fn read_err(&self, source: io::Error) -> RootfsError {
-        RootfsError::ReadLayer {
-            layer: self.layer.name.clone(),
-            source,
-        }
+        RootfsError::ReadLayer { layer: self.layer.name.clone(), source }
     }
 
     fn warn(&mut self, path: &str, kind: WarningKind) {
-        self.warnings.push(UnpackWarning {
-            layer: self.layer.name.clone(),
-            path: path.into(),
-            kind,
-        });
+        self.warnings.push(UnpackWarning { layer: self.layer.name.clone(), path: path.into(), kind });
     }
 
     fn apply(mut self) -> Result<(), RootfsError> {
-        let reader = self
-            .layer
-            .open_tar()
-            .map_err(|source| RootfsError::OpenLayer {
-                layer: self.layer.name.clone(),
-                path: self.layer.path.clone(),
-                source,
-            })?;
+        let reader = self.layer.open_tar().map_err(|source| RootfsError::OpenLayer {
+            layer: self.layer.name.clone(),
+            path: self.layer.path.clone(),
+            source,
+        })?;
         let mut archive = tar::Archive::new(reader);
         let entries = archive.entries().map_err(|e| self.read_err(e))?;
         for entry in entries {
@@ -119,16 +107,12 @@ impl LayerApplier<'_> {
                 self.entry(&mut entry, &rel, parent_rel, &name, &shown)
             };
             result.map_err(|e| match e {
-                EntryError::Io(source) => RootfsError::WriteEntry {
-                    layer: self.layer.name.clone(),
-                    path: shown.clone(),
-                    source,
-                },
-                EntryError::Rejected(reason) => RootfsError::Rejected {
-                    layer: self.layer.name.clone(),
-                    path: shown.clone(),
-                    reason,
-                },
+                EntryError::Io(source) => {
+                    RootfsError::WriteEntry { layer: self.layer.name.clone(), path: shown.clone(), source }
+                }
+                EntryError::Rejected(reason) => {
+                    RootfsError::Rejected { layer: self.layer.name.clone(), path: shown.clone(), reason }
+                }
             })?;
         }
         Ok(())
@@ -182,21 +166,9 @@ impl LayerApplier<'_> {
         let header = entry.header();
         let kind = header.entry_type();
         let mut mode = header.mode().map_err(EntryError::Io)?;
-        let meta_uid = header
-            .uid()
-            .ok()
-            .and_then(|u| u32::try_from(u).ok())
-            .unwrap_or(0);
-        let meta_gid = header
-            .gid()
-            .ok()
-            .and_then(|g| u32::try_from(g).ok())
-            .unwrap_or(0);
-        let mtime = header
-            .mtime()
-            .ok()
-            .and_then(|t| i64::try_from(t).ok())
-            .unwrap_or(0);
+        let meta_uid = header.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(0);
+        let meta_gid = header.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(0);
+        let mtime = header.mtime().ok().and_then(|t| i64::try_from(t).ok()).unwrap_or(0);
         if mode & 0o6000 != 0 && !kind.is_symlink() {
             match self.policy.setuid {
                 SetuidPolicy::Keep => {}
@@ -204,17 +176,10 @@ impl LayerApplier<'_> {
                     mode &= !0o6000;
                     self.warn(shown, WarningKind::SetuidStripped);
                 }
-                SetuidPolicy::Reject => {
-                    return Err(EntryError::Rejected("setuid/setgid bit set".into()))
-                }
+                SetuidPolicy::Reject => return Err(EntryError::Rejected("setuid/setgid bit set".into())),
             }
         }
-        let meta = Meta {
-            uid: meta_uid,
-            gid: meta_gid,
-            mode,
-            mtime,
-        };
+        let meta = Meta { uid: meta_uid, gid: meta_gid, mode, mtime };
         let parent = self.root.ensure_dir(parent_rel)?;
         match kind {
             EntryType::Directory => {
@@ -243,24 +208,15 @@ impl LayerApplier<'_> {
                 self.set_meta(&parent, name, meta, false, shown)?;
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(EntryError::Io)?
-                    .unwrap_or_default();
+                let target = entry.link_name().map_err(EntryError::Io)?.unwrap_or_default();
                 remove_any(self.root, &parent, name)?;
                 fsat::symlink_at(&parent, name, target.as_os_str())?;
                 self.set_meta(&parent, name, meta, true, shown)?;
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(EntryError::Io)?
-                    .unwrap_or_default();
+                let target = entry.link_name().map_err(EntryError::Io)?.unwrap_or_default();
                 if !self.hardlink(&parent, name, &target)? {
-                    self.warn(
-                        shown,
-                        WarningKind::BadHardlink(target.display().to_string()),
-                    );
+                    self.warn(shown, WarningKind::BadHardlink(target.display().to_string()));
                     return Ok(());
                 }
             }
@@ -287,12 +243,7 @@ impl LayerApplier<'_> {
     }
 
     /// Links `parent/name` to `target` (resolved inside the root). `Ok(false)`: no such file.
-    fn hardlink(
-        &mut self,
-        parent: &OwnedFd,
-        name: &OsStr,
-        target: &Path,
-    ) -> Result<bool, EntryError> {
+    fn hardlink(&mut self, parent: &OwnedFd, name: &OsStr, target: &Path) -> Result<bool, EntryError> {
         let Some((target_rel, _)) = normalize(target) else {
             return Ok(false);
         };
@@ -301,9 +252,7 @@ impl LayerApplier<'_> {
         };
         let tparent = match self.root.open_dir(tparent_rel) {
             Ok(fd) => fd,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-                return Ok(false)
-            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
         if fsat::existing(&tparent, tname)? != Existing::Other {

@@ -8,8 +8,7 @@ use super::{GuestMount, GuestMountSource, PreparedVolume, Volume, VolumeDriver, 
 use super::{VolumeSource, VolumeType};
 
 /// SMB dialect and client options of every share, as Azure Files recommends for Linux.
-const BASE_OPTIONS: &str =
-    "vers=3.1.1,dir_mode=0777,file_mode=0777,serverino,nosharesock,actimeo=30";
+const BASE_OPTIONS: &str = "vers=3.1.1,dir_mode=0777,file_mode=0777,serverino,nosharesock,actimeo=30";
 
 /// Maps a storage account name to the SMB server (host name or address) holding its shares.
 ///
@@ -48,9 +47,7 @@ pub struct AzureFileDriver {
 impl AzureFileDriver {
     /// A driver resolving servers with `resolver`.
     pub fn new(resolver: impl ServerResolver + 'static) -> Self {
-        Self {
-            resolver: Arc::new(resolver),
-        }
+        Self { resolver: Arc::new(resolver) }
     }
 }
 
@@ -77,18 +74,11 @@ impl VolumeDriver for AzureFileDriver {
         };
         let name = &volume.name;
         check(name, "shareName", &share.share_name, &['/', '\\'])?;
-        check(
-            name,
-            "storageAccountName",
-            &share.storage_account_name,
-            OPTION_BREAKERS,
-        )?;
+        check(name, "storageAccountName", &share.storage_account_name, OPTION_BREAKERS)?;
         let server = self.resolver.server(&share.storage_account_name);
         check(name, "server", &server, OPTION_BREAKERS)?;
         if share.storage_account_key.is_empty() {
-            return Err(VolumeError::EmptyStorageAccountKey {
-                volume: name.clone(),
-            });
+            return Err(VolumeError::EmptyStorageAccountKey { volume: name.clone() });
         }
         Ok(PreparedVolume {
             volume_type: VolumeType::AzureFile,
@@ -109,12 +99,7 @@ impl VolumeDriver for AzureFileDriver {
 const OPTION_BREAKERS: &[char] = &[',', '=', '/', '\\'];
 
 /// Refuses an empty `value`, or one with whitespace, control characters or `forbidden`.
-fn check(
-    volume: &str,
-    field: &'static str,
-    value: &str,
-    forbidden: &[char],
-) -> Result<(), VolumeError> {
+fn check(volume: &str, field: &'static str, value: &str, forbidden: &[char]) -> Result<(), VolumeError> {
     let reason = if value.is_empty() {
         Some("it is empty")
     } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {

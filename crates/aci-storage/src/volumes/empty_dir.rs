@@ -26,9 +26,7 @@ impl VolumeDriver for EmptyDirDriver {
             volume_type: VolumeType::EmptyDir,
             mount: GuestMount {
                 name: volume.name.clone(),
-                source: GuestMountSource::Tmpfs {
-                    size_limit: source.size_limit,
-                },
+                source: GuestMountSource::Tmpfs { size_limit: source.size_limit },
                 read_only: false,
             },
         })

@@ -71,9 +71,7 @@ pub enum VolumeError {
         source: io::Error,
     },
     /// A secret file's name is empty, `.`, `..`, or holds `/` or NUL.
-    #[error(
-        "secret volume {volume:?}: file name {file:?} is invalid: it must be one path component"
-    )]
+    #[error("secret volume {volume:?}: file name {file:?} is invalid: it must be one path component")]
     InvalidSecretFileName {
         /// The volume.
         volume: String,
@@ -200,10 +198,6 @@ pub enum VolumeError {
 impl VolumeError {
     /// `driver` was handed `volume`, which is of another type.
     pub(crate) fn wrong_driver(driver: VolumeType, volume: &super::Volume) -> Self {
-        Self::WrongDriver {
-            volume: volume.name.clone(),
-            driver,
-            volume_type: volume.volume_type(),
-        }
+        Self::WrongDriver { volume: volume.name.clone(), driver, volume_type: volume.volume_type() }
     }
 }

@@ -94,9 +94,5 @@ fn join(handle: thread::JoinHandle<String>) -> String {
 
 /// The last non-empty line of git's stderr, which carries the `fatal:` reason.
 fn last_line(stderr: &str) -> Option<String> {
-    stderr
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .map(str::to_owned)
+    stderr.lines().map(str::trim).rfind(|l| !l.is_empty()).map(str::to_owned)
 }

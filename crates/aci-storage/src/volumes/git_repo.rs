@@ -27,12 +27,7 @@ pub struct GitRepoDriver {
 impl GitRepoDriver {
     /// A driver running `program` (a path, or a name looked up on `PATH`).
     pub fn new(program: impl Into<PathBuf>) -> Self {
-        Self {
-            git: Git {
-                program: program.into(),
-                timeout: DEFAULT_GIT_TIMEOUT,
-            },
-        }
+        Self { git: Git { program: program.into(), timeout: DEFAULT_GIT_TIMEOUT } }
     }
 
     /// Kills a git command that runs longer than `timeout` (default
@@ -77,10 +72,7 @@ impl VolumeDriver for GitRepoDriver {
             volume_type: VolumeType::GitRepo,
             mount: GuestMount {
                 name: volume.name.clone(),
-                source: GuestMountSource::VirtioFs {
-                    tag: virtiofs_tag(&volume.name),
-                    host_dir: volume_dir,
-                },
+                source: GuestMountSource::VirtioFs { tag: virtiofs_tag(&volume.name), host_dir: volume_dir },
                 read_only: false,
             },
         })
@@ -139,13 +131,7 @@ impl<'a> CloneRequest<'a> {
                 });
             }
         }
-        Ok(Self {
-            volume,
-            repository,
-            shown,
-            directory,
-            revision,
-        })
+        Ok(Self { volume, repository, shown, directory, revision })
     }
 
     /// Clones into `volume_dir/directory`, then checks out the revision, if any.
@@ -155,11 +141,7 @@ impl<'a> CloneRequest<'a> {
         if self.revision.is_some() {
             args.push("--no-checkout".as_ref());
         }
-        args.extend([
-            OsStr::new("--"),
-            self.repository.as_ref(),
-            target.as_os_str(),
-        ]);
+        args.extend([OsStr::new("--"), self.repository.as_ref(), target.as_os_str()]);
         if let GitOutcome::Failure(detail) = self.git(git, None, &args)? {
             return Err(VolumeError::CloneRepository {
                 volume: self.volume.to_owned(),
@@ -176,19 +158,11 @@ impl<'a> CloneRequest<'a> {
     /// Resolves `revision` as a tag, commit or local ref, then as a remote branch, and
     /// checks out that commit (detached HEAD).
     fn checkout(&self, git: &Git, repo: &Path, revision: &str) -> Result<(), VolumeError> {
-        let candidates = [
-            format!("{revision}^{{commit}}"),
-            format!("refs/remotes/origin/{revision}^{{commit}}"),
-        ];
+        let candidates =
+            [format!("{revision}^{{commit}}"), format!("refs/remotes/origin/{revision}^{{commit}}")];
         let mut commit = None;
         for candidate in &candidates {
-            let args = [
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                candidate,
-            ];
+            let args = ["rev-parse", "--verify", "--quiet", "--end-of-options", candidate];
             if let GitOutcome::Success(out) = self.git(git, Some(repo), &os(&args))? {
                 commit = Some(out.trim().to_owned());
                 break;
@@ -200,24 +174,14 @@ impl<'a> CloneRequest<'a> {
             revision: revision.to_owned(),
             detail,
         };
-        let commit =
-            commit.ok_or_else(|| failed("no commit, branch or tag of that name".to_owned()))?;
-        match self.git(
-            git,
-            Some(repo),
-            &os(&["checkout", "--quiet", "--detach", &commit]),
-        )? {
+        let commit = commit.ok_or_else(|| failed("no commit, branch or tag of that name".to_owned()))?;
+        match self.git(git, Some(repo), &os(&["checkout", "--quiet", "--detach", &commit]))? {
             GitOutcome::Success(_) => Ok(()),
             GitOutcome::Failure(detail) => Err(failed(redact_text(&detail, self.repository))),
         }
     }
 
-    fn git(
-        &self,
-        git: &Git,
-        cwd: Option<&Path>,
-        args: &[&OsStr],
-    ) -> Result<GitOutcome, VolumeError> {
+    fn git(&self, git: &Git, cwd: Option<&Path>, args: &[&OsStr]) -> Result<GitOutcome, VolumeError> {
         git.run(cwd, args).map_err(|source| VolumeError::RunGit {
             volume: self.volume.to_owned(),
             program: git.program.clone(),
@@ -231,11 +195,9 @@ fn remove_dir(volume: &str, dir: &Path) -> Result<(), VolumeError> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(VolumeError::RemoveVolumeDir {
-            volume: volume.to_owned(),
-            path: dir.to_owned(),
-            source,
-        }),
+        Err(source) => {
+            Err(VolumeError::RemoveVolumeDir { volume: volume.to_owned(), path: dir.to_owned(), source })
+        }
     }
 }
 

@@ -27,26 +27,19 @@ impl VolumeDriver for HostPathDriver {
                 path: source.path.clone(),
             });
         }
-        let host_dir =
-            std::fs::canonicalize(&source.path).map_err(|err| VolumeError::ResolveHostPath {
-                volume: volume.name.clone(),
-                path: source.path.clone(),
-                source: err,
-            })?;
+        let host_dir = std::fs::canonicalize(&source.path).map_err(|err| VolumeError::ResolveHostPath {
+            volume: volume.name.clone(),
+            path: source.path.clone(),
+            source: err,
+        })?;
         if !host_dir.is_dir() {
-            return Err(VolumeError::HostPathNotDirectory {
-                volume: volume.name.clone(),
-                path: host_dir,
-            });
+            return Err(VolumeError::HostPathNotDirectory { volume: volume.name.clone(), path: host_dir });
         }
         Ok(PreparedVolume {
             volume_type: VolumeType::HostPath,
             mount: GuestMount {
                 name: volume.name.clone(),
-                source: GuestMountSource::VirtioFs {
-                    tag: virtiofs_tag(&volume.name),
-                    host_dir,
-                },
+                source: GuestMountSource::VirtioFs { tag: virtiofs_tag(&volume.name), host_dir },
                 read_only: source.read_only,
             },
         })

@@ -46,6 +46,5 @@ pub use registry::{VolumeDriver, VolumeRegistry};
 pub use secret::{SecretDriver, SECRET_FILE_MODE};
 pub use secret_value::SecretValue;
 pub use source::{
-    AzureFileSource, EmptyDirSource, GitRepoSource, HostPathSource, Volume, VolumeSource,
-    VolumeType,
+    AzureFileSource, EmptyDirSource, GitRepoSource, HostPathSource, Volume, VolumeSource, VolumeType,
 };

@@ -40,9 +40,7 @@ pub enum MountError {
         volume: String,
     },
     /// The mount path is not absolute, has `..`, `:` or NUL.
-    #[error(
-        "container {container:?}: mount path {path:?} of volume {volume:?} is invalid: {reason}"
-    )]
+    #[error("container {container:?}: mount path {path:?} of volume {volume:?} is invalid: {reason}")]
     InvalidMountPath {
         /// The container.
         container: String,
@@ -92,13 +90,9 @@ pub fn resolve_mounts(
     requests
         .iter()
         .map(|request| {
-            let volume = volumes
-                .iter()
-                .find(|v| v.name() == request.volume)
-                .ok_or_else(|| MountError::UnknownVolume {
-                    container: container.to_owned(),
-                    volume: request.volume.clone(),
-                })?;
+            let volume = volumes.iter().find(|v| v.name() == request.volume).ok_or_else(|| {
+                MountError::UnknownVolume { container: container.to_owned(), volume: request.volume.clone() }
+            })?;
             let mount_path =
                 mount_path(&request.mount_path).map_err(|reason| MountError::InvalidMountPath {
                     container: container.to_owned(),

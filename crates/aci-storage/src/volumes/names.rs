@@ -107,19 +107,10 @@ mod tests {
     fn urls() {
         let url = "https://me:pw@example.com/org/repo.git";
         assert_eq!(redact_url(url), "https://example.com/org/repo.git");
-        assert_eq!(
-            redact_text("fatal: me:pw failed", url),
-            "fatal: <redacted> failed"
-        );
+        assert_eq!(redact_text("fatal: me:pw failed", url), "fatal: <redacted> failed");
         assert_eq!(repository_dir_name(url).as_deref(), Some("repo"));
-        assert_eq!(
-            repository_dir_name("git@host:repo").as_deref(),
-            Some("repo")
-        );
-        assert_eq!(
-            repository_dir_name("git://127.0.0.1:9/x/").as_deref(),
-            Some("x")
-        );
+        assert_eq!(repository_dir_name("git@host:repo").as_deref(), Some("repo"));
+        assert_eq!(repository_dir_name("git://127.0.0.1:9/x/").as_deref(), Some("x"));
         assert_eq!(repository_dir_name("https://host/.."), None);
     }
 

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use super::names::is_single_component;
 use super::{
-    AzureFileDriver, EmptyDirDriver, GitRepoDriver, HostPathDriver, PreparedVolume, SecretDriver,
-    Volume, VolumeError, VolumeType,
+    AzureFileDriver, EmptyDirDriver, GitRepoDriver, HostPathDriver, PreparedVolume, SecretDriver, Volume,
+    VolumeError, VolumeType,
 };
 
 /// One kind of volume: the host-side work before the microVM starts, and its undoing.
@@ -76,16 +76,11 @@ impl VolumeRegistry {
 
     /// A registry with no drivers.
     pub fn empty() -> Self {
-        Self {
-            drivers: HashMap::new(),
-        }
+        Self { drivers: HashMap::new() }
     }
 
     /// Adds `driver`, replacing the one registered for its type (returned).
-    pub fn register(
-        &mut self,
-        driver: impl VolumeDriver + 'static,
-    ) -> Option<Box<dyn VolumeDriver>> {
+    pub fn register(&mut self, driver: impl VolumeDriver + 'static) -> Option<Box<dyn VolumeDriver>> {
         self.drivers.insert(driver.volume_type(), Box::new(driver))
     }
 
@@ -101,31 +96,17 @@ impl VolumeRegistry {
         self.drivers.get(&volume_type).map(|d| &**d)
     }
 
-    fn driver_for(
-        &self,
-        volume: &str,
-        volume_type: VolumeType,
-    ) -> Result<&dyn VolumeDriver, VolumeError> {
+    fn driver_for(&self, volume: &str, volume_type: VolumeType) -> Result<&dyn VolumeDriver, VolumeError> {
         self.driver(volume_type)
-            .ok_or_else(|| VolumeError::NoDriver {
-                volume: volume.to_owned(),
-                volume_type,
-            })
+            .ok_or_else(|| VolumeError::NoDriver { volume: volume.to_owned(), volume_type })
     }
 
     /// Prepares one volume with the driver of its type.
-    pub fn prepare(
-        &self,
-        group_dir: &Path,
-        volume: &Volume,
-    ) -> Result<PreparedVolume, VolumeError> {
+    pub fn prepare(&self, group_dir: &Path, volume: &Volume) -> Result<PreparedVolume, VolumeError> {
         if !is_single_component(&volume.name) {
-            return Err(VolumeError::InvalidVolumeName {
-                volume: volume.name.clone(),
-            });
+            return Err(VolumeError::InvalidVolumeName { volume: volume.name.clone() });
         }
-        self.driver_for(&volume.name, volume.volume_type())?
-            .prepare(group_dir, volume)
+        self.driver_for(&volume.name, volume.volume_type())?.prepare(group_dir, volume)
     }
 
     /// Prepares a group's volumes in order. On the first failure the volumes already
@@ -137,9 +118,7 @@ impl VolumeRegistry {
     ) -> Result<Vec<PreparedVolume>, VolumeError> {
         let mut names = BTreeSet::new();
         if let Some(dup) = volumes.iter().find(|v| !names.insert(v.name.as_str())) {
-            return Err(VolumeError::DuplicateVolume {
-                volume: dup.name.clone(),
-            });
+            return Err(VolumeError::DuplicateVolume { volume: dup.name.clone() });
         }
         let mut prepared = Vec::with_capacity(volumes.len());
         for volume in volumes {
@@ -158,17 +137,12 @@ impl VolumeRegistry {
 
     /// Releases one volume with the driver that prepared it.
     pub fn release(&self, group_dir: &Path, volume: &PreparedVolume) -> Result<(), VolumeError> {
-        self.driver_for(volume.name(), volume.volume_type)?
-            .release(group_dir, volume)
+        self.driver_for(volume.name(), volume.volume_type)?.release(group_dir, volume)
     }
 
     /// Releases every volume, then removes `group_dir`. Goes on past failures and returns
     /// the first.
-    pub fn release_all(
-        &self,
-        group_dir: &Path,
-        volumes: &[PreparedVolume],
-    ) -> Result<(), VolumeError> {
+    pub fn release_all(&self, group_dir: &Path, volumes: &[PreparedVolume]) -> Result<(), VolumeError> {
         let mut first = None;
         for volume in volumes {
             if let Err(err) = self.release(group_dir, volume) {
@@ -179,10 +153,7 @@ impl VolumeRegistry {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(source) => {
-                first.get_or_insert(VolumeError::RemoveGroupDir {
-                    path: group_dir.to_owned(),
-                    source,
-                });
+                first.get_or_insert(VolumeError::RemoveGroupDir { path: group_dir.to_owned(), source });
             }
         }
         first.map_or(Ok(()), Err)
@@ -199,8 +170,6 @@ impl std::fmt::Debug for VolumeRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut types: Vec<_> = self.drivers.keys().collect();
         types.sort();
-        f.debug_struct("VolumeRegistry")
-            .field("drivers", &types)
-            .finish()
+        f.debug_struct("VolumeRegistry").field("drivers", &types).finish()
     }
 }

@@ -45,28 +45,13 @@ impl VolumeDriver for SecretDriver {
 /// ignored).
 fn decode_file(volume: &str, name: &str, value: &SecretValue) -> Result<SecretFile, VolumeError> {
     if !is_single_component(name) {
-        return Err(VolumeError::InvalidSecretFileName {
-            volume: volume.to_owned(),
-            file: name.to_owned(),
-        });
+        return Err(VolumeError::InvalidSecretFileName { volume: volume.to_owned(), file: name.to_owned() });
     }
     let compact = SecretValue::new(
-        value
-            .expose()
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect::<Vec<u8>>(),
+        value.expose().iter().copied().filter(|b| !b.is_ascii_whitespace()).collect::<Vec<u8>>(),
     );
     let contents = base64::engine::general_purpose::STANDARD
         .decode(compact.expose())
-        .map_err(|_| VolumeError::DecodeSecret {
-            volume: volume.to_owned(),
-            file: name.to_owned(),
-        })?;
-    Ok(SecretFile {
-        name: name.to_owned(),
-        mode: SECRET_FILE_MODE,
-        contents: SecretValue::new(contents),
-    })
+        .map_err(|_| VolumeError::DecodeSecret { volume: volume.to_owned(), file: name.to_owned() })?;
+    Ok(SecretFile { name: name.to_owned(), mode: SECRET_FILE_MODE, contents: SecretValue::new(contents) })
 }

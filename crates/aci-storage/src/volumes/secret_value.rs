@@ -50,9 +50,7 @@ impl SecretValue {
 
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SecretValue")
-            .field(&format_args!("{}", Self::REDACTED))
-            .finish()
+        f.debug_tuple("SecretValue").field(&format_args!("{}", Self::REDACTED)).finish()
     }
 }
 

@@ -21,10 +21,7 @@ pub struct Volume {
 impl Volume {
     /// A volume named `name` made of `source`.
     pub fn new(name: impl Into<String>, source: VolumeSource) -> Self {
-        Self {
-            name: name.into(),
-            source,
-        }
+        Self { name: name.into(), source }
     }
 
     /// The kind of the volume, the key of the driver registry.

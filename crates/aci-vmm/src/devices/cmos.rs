@@ -42,7 +42,7 @@ pub fn civil_from_unix(secs: u64) -> (u64, u8, u8, u8, u8, u8, u8) {
     let rem = secs % 86_400;
     let (hour, minute, second) = (rem / 3600, (rem % 3600) / 60, rem % 60);
     let weekday = (days + 4) % 7 + 1; // 1970-01-01 was a Thursday
-    // Howard Hinnant's days-to-civil, for days since 1970-01-01.
+                                      // Howard Hinnant's days-to-civil, for days since 1970-01-01.
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;

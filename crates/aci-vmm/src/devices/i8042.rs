@@ -70,7 +70,13 @@ pub struct I8042 {
 
 impl Default for I8042 {
     fn default() -> Self {
-        Self { ctr: CTR_DEFAULT, output_port: 0x01, out: VecDeque::new(), pending: None, last_was_command: false }
+        Self {
+            ctr: CTR_DEFAULT,
+            output_port: 0x01,
+            out: VecDeque::new(),
+            pending: None,
+            last_was_command: false,
+        }
     }
 }
 

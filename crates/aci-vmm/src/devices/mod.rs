@@ -3,6 +3,6 @@
 
 pub mod cmos;
 pub mod i8042;
+pub mod mmio_bus;
 pub mod pio_bus;
 pub mod serial;
-pub mod mmio_bus;

@@ -156,7 +156,11 @@ mod tests {
         }
         fn write(&mut self, offset: u16, data: &[u8]) -> DeviceAction {
             self.0.push((offset, data[0]));
-            if data[0] == 0xfe { DeviceAction::Reset } else { DeviceAction::None }
+            if data[0] == 0xfe {
+                DeviceAction::Reset
+            } else {
+                DeviceAction::None
+            }
         }
     }
 

@@ -131,8 +131,7 @@ pub fn attach_devices(
     let mut placements = Vec::with_capacity(count);
     for (index, device) in devices.into_iter().enumerate() {
         let place = placement(index).ok_or(AttachError::TooManyDevices(count))?;
-        let transport =
-            MmioTransport::new(device, mem.clone()).map_err(AttachError::CreateTransport)?;
+        let transport = MmioTransport::new(device, mem.clone()).map_err(AttachError::CreateTransport)?;
         vm.register_irqfd(transport.interrupt().eventfd(), place.irq)
             .map_err(|source| AttachError::RegisterIrqfd { gsi: place.irq, source })?;
         let addr = place.addr + QUEUE_NOTIFY_OFFSET;

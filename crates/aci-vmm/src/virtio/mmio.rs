@@ -185,8 +185,7 @@ impl MmioTransport {
             reg::DRIVER_FEATURES if negotiating => match self.driver_features_sel {
                 0 => self.acked_features = (self.acked_features & !0xffff_ffff) | u64::from(value),
                 1 => {
-                    self.acked_features =
-                        (self.acked_features & 0xffff_ffff) | (u64::from(value) << 32);
+                    self.acked_features = (self.acked_features & 0xffff_ffff) | (u64::from(value) << 32);
                 }
                 _ => {}
             },

@@ -23,12 +23,12 @@ pub mod attach;
 pub mod block;
 pub mod event_loop;
 pub mod interrupt;
+#[cfg(test)]
+mod malformed_tests;
 pub mod mmio;
 pub mod net;
 pub mod rng;
 pub mod single_queue;
-#[cfg(test)]
-mod malformed_tests;
 #[cfg(test)]
 pub mod test_utils;
 pub mod vsock;

@@ -51,12 +51,24 @@ impl<P: QueueProcessor> EventHandler for SingleQueueEvents<P> {
 
 /// Takes the one queue of `ctx` and starts a device thread named `name` serving it with
 /// `processor`.
-pub fn activate<P: QueueProcessor>(ctx: ActivateContext, name: &str, processor: P) -> Result<Worker, ActivateError> {
+pub fn activate<P: QueueProcessor>(
+    ctx: ActivateContext,
+    name: &str,
+    processor: P,
+) -> Result<Worker, ActivateError> {
     let got = ctx.queues.len();
-    let (Some(queue), Some(queue_event)) = (ctx.queues.into_iter().next(), ctx.queue_events.into_iter().next())
+    let (Some(queue), Some(queue_event)) =
+        (ctx.queues.into_iter().next(), ctx.queue_events.into_iter().next())
     else {
         return Err(ActivateError::QueueCount { expected: 1, got });
     };
-    let events = SingleQueueEvents { mem: ctx.mem, queue, queue_event, interrupt: ctx.interrupt, processor, broken: false };
+    let events = SingleQueueEvents {
+        mem: ctx.mem,
+        queue,
+        queue_event,
+        interrupt: ctx.interrupt,
+        processor,
+        broken: false,
+    };
     Worker::spawn(name, events).map_err(ActivateError::StartWorker)
 }

@@ -16,9 +16,8 @@ pub fn target_dir() -> PathBuf {
 
 /// The guest kernel from `ACI_GUEST_DIR` (default `target/guest`).
 pub fn guest_kernel() -> PathBuf {
-    let dir = std::env::var_os("ACI_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("guest"));
+    let dir =
+        std::env::var_os("ACI_GUEST_DIR").map(PathBuf::from).unwrap_or_else(|| target_dir().join("guest"));
     let kernel = dir.join("vmlinux");
     assert!(kernel.exists(), "no guest kernel at {} (run `cargo xtask guest`)", kernel.display());
     kernel
@@ -124,8 +123,6 @@ impl Console {
 
     /// The rest of the first line that starts with `prefix`.
     pub fn line_after(&self, prefix: &str) -> Option<String> {
-        self.text()
-            .lines()
-            .find_map(|l| l.trim_end_matches('\r').strip_prefix(prefix).map(str::to_string))
+        self.text().lines().find_map(|l| l.trim_end_matches('\r').strip_prefix(prefix).map(str::to_string))
     }
 }

@@ -6,12 +6,7 @@ use super::{workloads, Report};
 use crate::spec::group::ContainerGroup;
 
 pub(super) fn check(group: &ContainerGroup, report: &mut Report) {
-    let volumes: HashSet<&str> = group
-        .properties
-        .volumes
-        .iter()
-        .map(|v| v.name.as_str())
-        .collect();
+    let volumes: HashSet<&str> = group.properties.volumes.iter().map(|v| v.name.as_str()).collect();
 
     for workload in workloads(group) {
         let path = format!("{}.properties", workload.path);
@@ -23,10 +18,7 @@ pub(super) fn check(group: &ContainerGroup, report: &mut Report) {
         for (i, var) in workload.env.iter().enumerate() {
             let at = format!("{path}.environmentVariables[{i}]");
             if var.name.is_empty() || var.name.contains('=') || var.name.contains('\0') {
-                report.add(
-                    format!("{at}.name"),
-                    format!("'{}' is not a valid variable name", var.name),
-                );
+                report.add(format!("{at}.name"), format!("'{}' is not a valid variable name", var.name));
             }
             if var.value.is_some() && var.secure_value.is_some() {
                 report.add(&at, "give either value or secureValue, not both");
@@ -34,10 +26,7 @@ pub(super) fn check(group: &ContainerGroup, report: &mut Report) {
             if let Some(first) = names.insert(&var.name, i) {
                 report.add(
                     format!("{at}.name"),
-                    format!(
-                        "'{}' is already set by environmentVariables[{first}]",
-                        var.name
-                    ),
+                    format!("'{}' is already set by environmentVariables[{first}]", var.name),
                 );
             }
         }
@@ -53,16 +42,10 @@ pub(super) fn check(group: &ContainerGroup, report: &mut Report) {
             }
             let mount_path = &mount.mount_path;
             if mount_path.contains(':') {
-                report.add(
-                    format!("{at}.mountPath"),
-                    format!("'{mount_path}' must not contain ':'"),
-                );
+                report.add(format!("{at}.mountPath"), format!("'{mount_path}' must not contain ':'"));
             }
             if !mount_path.starts_with('/') {
-                report.add(
-                    format!("{at}.mountPath"),
-                    format!("'{mount_path}' must be an absolute path"),
-                );
+                report.add(format!("{at}.mountPath"), format!("'{mount_path}' must be an absolute path"));
             }
             if let Some(first) = paths.insert(mount_path, i) {
                 report.add(

@@ -100,11 +100,7 @@ impl ValidationErrors {
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(
-            f,
-            "the container group is invalid ({n} problem{})",
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "the container group is invalid ({n} problem{})", if n == 1 { "" } else { "s" })?;
         for violation in &self.0 {
             write!(f, "\n  - {violation}")?;
         }
@@ -159,10 +155,7 @@ struct Report(Vec<Violation>);
 
 impl Report {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Violation {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(Violation { path: path.into(), message: message.into() });
     }
 }
 
@@ -186,16 +179,12 @@ fn workloads(group: &ContainerGroup) -> Vec<Workload<'_>> {
         env: &c.properties.environment_variables,
         mounts: &c.properties.volume_mounts,
     });
-    let inits = props
-        .init_containers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Workload {
-            path: format!("properties.initContainers[{i}]"),
-            name: &c.name,
-            image: &c.properties.image,
-            env: &c.properties.environment_variables,
-            mounts: &c.properties.volume_mounts,
-        });
+    let inits = props.init_containers.iter().enumerate().map(|(i, c)| Workload {
+        path: format!("properties.initContainers[{i}]"),
+        name: &c.name,
+        image: &c.properties.image,
+        env: &c.properties.environment_variables,
+        mounts: &c.properties.volume_mounts,
+    });
     containers.chain(inits).collect()
 }

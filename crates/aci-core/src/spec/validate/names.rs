@@ -7,13 +7,8 @@ use crate::spec::group::{ContainerGroup, OsType, RESOURCE_TYPE};
 
 /// Why `name` breaks ACI's naming rule (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, 1 to 63), if it does.
 pub(super) fn name_problem(name: &str) -> Option<String> {
-    let valid_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let ok = (1..=63).contains(&name.len())
-        && valid_chars
-        && !name.starts_with('-')
-        && !name.ends_with('-');
+    let valid_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok = (1..=63).contains(&name.len()) && valid_chars && !name.starts_with('-') && !name.ends_with('-');
     (!ok).then(|| {
         format!(
             "'{name}' is not a valid name: use 1 to 63 lowercase letters, digits and '-', \
@@ -29,10 +24,7 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
     }
     if let Some(kind) = &group.resource_type {
         if !kind.eq_ignore_ascii_case(RESOURCE_TYPE) {
-            report.add(
-                "type",
-                format!("'{kind}' is not a container group; expected {RESOURCE_TYPE}"),
-            );
+            report.add("type", format!("'{kind}' is not a container group; expected {RESOURCE_TYPE}"));
         }
     }
     if props.os_type == OsType::Windows {
@@ -44,27 +36,18 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
 
     let count = props.containers.len();
     if count == 0 {
-        report.add(
-            "properties.containers",
-            "a container group needs at least one container",
-        );
+        report.add("properties.containers", "a container group needs at least one container");
     } else if count > limits.max_containers {
         report.add(
             "properties.containers",
-            format!(
-                "{count} containers; a group may have at most {}",
-                limits.max_containers
-            ),
+            format!("{count} containers; a group may have at most {}", limits.max_containers),
         );
     }
     let count = props.volumes.len();
     if count > limits.max_volumes {
         report.add(
             "properties.volumes",
-            format!(
-                "{count} volumes; a group may have at most {}",
-                limits.max_volumes
-            ),
+            format!("{count} volumes; a group may have at most {}", limits.max_volumes),
         );
     }
 
@@ -76,10 +59,7 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
             report.add(&path, problem);
         }
         if let Some(first) = seen.get(workload.name) {
-            report.add(
-                &path,
-                format!("the name '{}' is already used by {first}", workload.name),
-            );
+            report.add(&path, format!("the name '{}' is already used by {first}", workload.name));
         } else {
             seen.insert(workload.name, workload.path.clone());
         }
@@ -94,10 +74,7 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
         if let Some(first) = seen.get(volume.name.as_str()) {
             report.add(
                 &path,
-                format!(
-                    "the volume name '{}' is already used by properties.volumes[{first}]",
-                    volume.name
-                ),
+                format!("the volume name '{}' is already used by properties.volumes[{first}]", volume.name),
             );
         } else {
             seen.insert(&volume.name, i);

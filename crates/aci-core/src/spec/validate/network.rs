@@ -21,10 +21,7 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
             }
             let key = (port.port, port.protocol());
             if let Some(first) = exposed.get(&key) {
-                report.add(
-                    &path,
-                    format!("port {}/{} is already used by {first}", key.0, key.1),
-                );
+                report.add(&path, format!("port {}/{} is already used by {first}", key.0, key.1));
             } else {
                 exposed.insert(key, path);
             }
@@ -34,17 +31,11 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
     if let Some(ip) = &props.ip_address {
         let count = ip.ports.len();
         if count == 0 {
-            report.add(
-                "properties.ipAddress.ports",
-                "an IP address must publish at least one port",
-            );
+            report.add("properties.ipAddress.ports", "an IP address must publish at least one port");
         } else if count > limits.max_ports_per_ip {
             report.add(
                 "properties.ipAddress.ports",
-                format!(
-                    "{count} ports; an IP may publish at most {}",
-                    limits.max_ports_per_ip
-                ),
+                format!("{count} ports; an IP may publish at most {}", limits.max_ports_per_ip),
             );
         }
         let mut seen: HashMap<(u16, Protocol), usize> = HashMap::new();
@@ -62,35 +53,20 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
                 );
             }
             if let Some(first) = seen.insert(key, i) {
-                report.add(
-                    &path,
-                    format!(
-                        "port {}/{} is already listed at ports[{first}]",
-                        key.0, key.1
-                    ),
-                );
+                report.add(&path, format!("port {}/{} is already listed at ports[{first}]", key.0, key.1));
             }
             if !exposed.contains_key(&key) {
-                report.add(
-                    &path,
-                    format!("port {}/{} is not exposed by any container", key.0, key.1),
-                );
+                report.add(&path, format!("port {}/{} is not exposed by any container", key.0, key.1));
             }
         }
         if let Some(addr) = &ip.ip {
             if addr.parse::<IpAddr>().is_err() {
-                report.add(
-                    "properties.ipAddress.ip",
-                    format!("'{addr}' is not an IP address"),
-                );
+                report.add("properties.ipAddress.ip", format!("'{addr}' is not an IP address"));
             }
         }
         if let Some(label) = &ip.dns_name_label {
             if ip.kind != IpAddressType::Public {
-                report.add(
-                    "properties.ipAddress.dnsNameLabel",
-                    "a DNS name label needs a Public IP",
-                );
+                report.add("properties.ipAddress.dnsNameLabel", "a DNS name label needs a Public IP");
             }
             if let Some(problem) = name_problem(label) {
                 report.add("properties.ipAddress.dnsNameLabel", problem);
@@ -106,10 +82,7 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
 
     for (i, subnet) in props.subnet_ids.iter().enumerate() {
         if subnet.id.trim().is_empty() {
-            report.add(
-                format!("properties.subnetIds[{i}].id"),
-                "the subnet ID is required",
-            );
+            report.add(format!("properties.subnetIds[{i}].id"), "the subnet ID is required");
         }
     }
 
@@ -130,10 +103,7 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
         if server.is_empty() {
             report.add(path, "the registry server is required");
         } else if server.contains("://") {
-            report.add(
-                path,
-                format!("'{server}' must be a host name without a scheme"),
-            );
+            report.add(path, format!("'{server}' must be a host name without a scheme"));
         }
     }
 }

@@ -26,10 +26,7 @@ fn check_probe(probe: &Probe, path: &str, liveness: bool, report: &mut Report) {
     match actions.as_slice() {
         [_] => {}
         [] => report.add(path, "a probe needs one of exec, httpGet or tcpSocket"),
-        several => report.add(
-            path,
-            format!("a probe takes one action, found {}", several.join(", ")),
-        ),
+        several => report.add(path, format!("a probe takes one action, found {}", several.join(", "))),
     }
 
     if let Some(exec) = &probe.exec {
@@ -43,18 +40,12 @@ fn check_probe(probe: &Probe, path: &str, liveness: bool, report: &mut Report) {
         }
         if let Some(p) = &get.path {
             if !p.starts_with('/') {
-                report.add(
-                    format!("{path}.httpGet.path"),
-                    format!("'{p}' must start with '/'"),
-                );
+                report.add(format!("{path}.httpGet.path"), format!("'{p}' must start with '/'"));
             }
         }
         for (i, header) in get.http_headers.iter().enumerate() {
-            let bad = header.name.is_empty()
-                || !header
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b':');
+            let bad =
+                header.name.is_empty() || !header.name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
             if bad {
                 report.add(
                     format!("{path}.httpGet.httpHeaders[{i}].name"),
@@ -69,13 +60,7 @@ fn check_probe(probe: &Probe, path: &str, liveness: bool, report: &mut Report) {
         }
     }
 
-    at_least(
-        report,
-        path,
-        "initialDelaySeconds",
-        probe.initial_delay_seconds,
-        0,
-    );
+    at_least(report, path, "initialDelaySeconds", probe.initial_delay_seconds, 0);
     at_least(report, path, "periodSeconds", probe.period_seconds, 1);
     at_least(report, path, "timeoutSeconds", probe.timeout_seconds, 1);
     at_least(report, path, "failureThreshold", probe.failure_threshold, 1);
@@ -92,9 +77,6 @@ fn check_probe(probe: &Probe, path: &str, liveness: bool, report: &mut Report) {
 
 fn at_least(report: &mut Report, path: &str, field: &str, value: Option<i32>, min: i32) {
     if let Some(v) = value.filter(|v| *v < min) {
-        report.add(
-            format!("{path}.{field}"),
-            format!("must be at least {min}, found {v}"),
-        );
+        report.add(format!("{path}.{field}"), format!("must be at least {min}, found {v}"));
     }
 }

@@ -12,11 +12,7 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
         let resources = &container.properties.resources;
         let requests = &resources.requests;
         positive(report, &format!("{path}.requests.cpu"), requests.cpu);
-        positive(
-            report,
-            &format!("{path}.requests.memoryInGB"),
-            requests.memory_in_gb,
-        );
+        positive(report, &format!("{path}.requests.memoryInGB"), requests.memory_in_gb);
         if requests.gpu.is_some() {
             report.add(format!("{path}.requests.gpu"), GPU_UNSUPPORTED);
         }
@@ -35,14 +31,7 @@ pub(super) fn check(group: &ContainerGroup, limits: &Limits, report: &mut Report
         if let Some(memory) = limit.memory_in_gb {
             let at = format!("{path}.limits.memoryInGB");
             if positive(report, &at, memory) {
-                within(
-                    report,
-                    &at,
-                    memory,
-                    requests.memory_in_gb,
-                    total_memory,
-                    "GB",
-                );
+                within(report, &at, memory, requests.memory_in_gb, total_memory, "GB");
             }
         }
     }
@@ -81,15 +70,10 @@ fn positive(report: &mut Report, path: &str, value: f64) -> bool {
 /// Reports a limit below its request or above the group's total request.
 fn within(report: &mut Report, path: &str, limit: f64, request: f64, total: f64, unit: &str) {
     if limit < request {
-        report.add(
-            path,
-            format!("the limit {limit} {unit} is below the request {request} {unit}"),
-        );
+        report.add(path, format!("the limit {limit} {unit} is below the request {request} {unit}"));
     }
     if limit > total {
-        report.add(
-            path,
-            format!("the limit {limit} {unit} is above the group's total request {total} {unit}"),
-        );
+        report
+            .add(path, format!("the limit {limit} {unit} is above the group's total request {total} {unit}"));
     }
 }

@@ -12,11 +12,7 @@ pub(super) fn check(group: &ContainerGroup, report: &mut Report) {
         let kinds = volume.kinds();
         if kinds.len() != 1 {
             let found: Vec<&str> = kinds.iter().map(|k| kind_name(*k)).collect();
-            let found = if found.is_empty() {
-                "none".to_owned()
-            } else {
-                found.join(", ")
-            };
+            let found = if found.is_empty() { "none".to_owned() } else { found.join(", ") };
             report.add(
                 &path,
                 format!("a volume needs exactly one of azureFile, emptyDir, secret, gitRepo or hostPath; found {found}"),
@@ -43,10 +39,7 @@ fn check_kind(kind: VolumeKind<'_>, path: &str, report: &mut Report) {
         VolumeKind::EmptyDir(_) => {}
         VolumeKind::AzureFile(share) => {
             if share.share_name.is_empty() {
-                report.add(
-                    format!("{path}.azureFile.shareName"),
-                    "the share name is required",
-                );
+                report.add(format!("{path}.azureFile.shareName"), "the share name is required");
             }
             if share.storage_account_name.is_empty() {
                 report.add(
@@ -69,20 +62,14 @@ fn check_kind(kind: VolumeKind<'_>, path: &str, report: &mut Report) {
         }
         VolumeKind::GitRepo(git) => {
             if git.repository.trim().is_empty() {
-                report.add(
-                    format!("{path}.gitRepo.repository"),
-                    "the repository URL is required",
-                );
+                report.add(format!("{path}.gitRepo.repository"), "the repository URL is required");
             }
             if let Some(dir) = &git.directory {
                 let at = format!("{path}.gitRepo.directory");
                 if dir.starts_with('/') {
                     report.add(&at, format!("'{dir}' must be relative to the volume"));
                 }
-                if Path::new(dir)
-                    .components()
-                    .any(|c| c == Component::ParentDir)
-                {
+                if Path::new(dir).components().any(|c| c == Component::ParentDir) {
                     report.add(&at, format!("'{dir}' must not contain '..'"));
                 }
             }
@@ -101,10 +88,7 @@ fn check_kind(kind: VolumeKind<'_>, path: &str, report: &mut Report) {
 /// Whether `text` is standard base64 (padding optional, whitespace ignored).
 fn is_base64(text: &str) -> bool {
     let body: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let data = body
-        .strip_suffix(b"==")
-        .or_else(|| body.strip_suffix(b"="))
-        .unwrap_or(&body);
+    let data = body.strip_suffix(b"==").or_else(|| body.strip_suffix(b"=")).unwrap_or(&body);
     let alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
     let padded_ok = body.len() == data.len() || body.len() % 4 == 0;
     data.iter().all(alphabet) && data.len() % 4 != 1 && padded_ok
@@ -116,13 +100,7 @@ mod tests {
 
     #[test]
     fn recognises_base64() {
-        for good in [
-            "TXkgZmlyc3Qgc2VjcmV0IEZPTwo=",
-            "YQ==",
-            "YWI",
-            "",
-            "YWJj\nZGVm",
-        ] {
+        for good in ["TXkgZmlyc3Qgc2VjcmV0IEZPTwo=", "YQ==", "YWI", "", "YWJj\nZGVm"] {
             assert!(is_base64(good), "{good}");
         }
         for bad in ["not base64!", "Y", "YQ=", "Y=Q="] {

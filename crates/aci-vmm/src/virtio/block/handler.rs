@@ -122,7 +122,13 @@ impl<B: BlockBackend> BlockHandler<B> {
         u32::try_from(written + 1).unwrap_or(u32::MAX)
     }
 
-    fn request(&mut self, kind: u32, sector: u64, reader: &mut Reader<'_>, writer: &mut Writer<'_>) -> (u8, usize) {
+    fn request(
+        &mut self,
+        kind: u32,
+        sector: u64,
+        reader: &mut Reader<'_>,
+        writer: &mut Writer<'_>,
+    ) -> (u8, usize) {
         let result = match kind {
             req::IN => self.read(sector, writer),
             req::OUT if self.info.read_only => Err(io::ErrorKind::PermissionDenied.into()),

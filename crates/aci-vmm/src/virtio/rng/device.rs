@@ -3,8 +3,8 @@
 use std::io;
 
 use crate::virtio::event_loop::Worker;
-use crate::virtio::single_queue;
 use crate::virtio::rng::handler::{EntropySource, RngHandler};
+use crate::virtio::single_queue;
 use crate::virtio::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 
 const QUEUE_SIZE: u16 = 64;

@@ -105,8 +105,7 @@ impl<S: HostStream> Conn<S> {
     /// A connection the guest asked for with `request` (the host side is connected): a
     /// `RESPONSE` is queued.
     pub fn guest_initiated(stream: S, guest_cid: u64, request: &Header) -> Self {
-        let mut conn =
-            Self::new(stream, guest_cid, request.dst_port, request.src_port, State::Established);
+        let mut conn = Self::new(stream, guest_cid, request.dst_port, request.src_port, State::Established);
         conn.update_peer_credit(request);
         conn.pending.push_back((op::RESPONSE, 0));
         conn
@@ -282,7 +281,10 @@ impl<S: HostStream> Conn<S> {
                         self.reset();
                         return self.next_rx(0);
                     }
-                    return Some(Packet { hdr: self.header(op::SHUTDOWN, SHUTDOWN_SEND, 0), data: Vec::new() });
+                    return Some(Packet {
+                        hdr: self.header(op::SHUTDOWN, SHUTDOWN_SEND, 0),
+                        data: Vec::new(),
+                    });
                 }
                 Ok(n) => {
                     data.truncate(n);

@@ -64,9 +64,8 @@ impl VirtioDevice for Vsock {
         let queue_events: [_; 3] = ctx.queue_events.try_into().map_err(|_| count(got))?;
         let muxer = match self.muxer.take() {
             Some(muxer) => muxer,
-            None => Muxer::new(self.config.guest_cid, &self.config.uds_path).map_err(|e| {
-                ActivateError::Backend(std::io::Error::other(e))
-            })?,
+            None => Muxer::new(self.config.guest_cid, &self.config.uds_path)
+                .map_err(|e| ActivateError::Backend(std::io::Error::other(e)))?,
         };
         let events = VsockEvents {
             mem: ctx.mem,

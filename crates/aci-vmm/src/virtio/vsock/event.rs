@@ -59,11 +59,8 @@ impl EventHandler for VsockEvents {
         if self.broken {
             return;
         }
-        let tx = if token == TX_TOKEN {
-            process_tx(&self.mem, &mut self.tx, &mut self.muxer)
-        } else {
-            Ok(false)
-        };
+        let tx =
+            if token == TX_TOKEN { process_tx(&self.mem, &mut self.tx, &mut self.muxer) } else { Ok(false) };
         let rx = process_rx(&self.mem, &mut self.rx, &mut self.muxer);
         match (tx, rx) {
             (Ok(tx), Ok(rx)) => {

@@ -34,7 +34,11 @@ pub enum VsockQueueError {
 
 /// Hands every packet on the TX queue to `backend`; returns whether any were consumed.
 /// Malformed chains (short header, payload past the buffers) are consumed and dropped.
-pub fn process_tx(mem: &GuestMem, queue: &mut Queue, backend: &mut impl VsockBackend) -> Result<bool, VsockQueueError> {
+pub fn process_tx(
+    mem: &GuestMem,
+    queue: &mut Queue,
+    backend: &mut impl VsockBackend,
+) -> Result<bool, VsockQueueError> {
     let mut used = false;
     while let Some(chain) = queue.pop_descriptor_chain(mem) {
         let head = chain.head_index();
@@ -62,7 +66,11 @@ fn read_packet(mut reader: Reader<'_>) -> Option<Packet> {
 
 /// Moves the backend's packets into the guest's RX buffers while both last; returns whether
 /// any buffer was used.
-pub fn process_rx(mem: &GuestMem, queue: &mut Queue, backend: &mut impl VsockBackend) -> Result<bool, VsockQueueError> {
+pub fn process_rx(
+    mem: &GuestMem,
+    queue: &mut Queue,
+    backend: &mut impl VsockBackend,
+) -> Result<bool, VsockQueueError> {
     let mut used = false;
     while backend.has_rx() {
         let Some(chain) = queue.pop_descriptor_chain(mem) else {
@@ -86,9 +94,7 @@ pub fn process_rx(mem: &GuestMem, queue: &mut Queue, backend: &mut impl VsockBac
             .write_all(&hdr.to_bytes())
             .and_then(|()| writer.write_all(&pkt.data))
             .map_or(0, |()| HDR_LEN + pkt.data.len());
-        queue
-            .add_used(mem, head, u32::try_from(written).unwrap_or(0))
-            .map_err(VsockQueueError::AddUsed)?;
+        queue.add_used(mem, head, u32::try_from(written).unwrap_or(0)).map_err(VsockQueueError::AddUsed)?;
         used = true;
     }
     Ok(used)

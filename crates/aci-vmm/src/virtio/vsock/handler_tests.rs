@@ -34,7 +34,16 @@ impl VsockBackend for Recorder {
 }
 
 fn hdr(op: u16, len: u32) -> Header {
-    Header { src_cid: 3, dst_cid: 2, src_port: 1000, dst_port: 52, len, type_: TYPE_STREAM, op, ..Header::default() }
+    Header {
+        src_cid: 3,
+        dst_cid: 2,
+        src_port: 1000,
+        dst_port: 52,
+        len,
+        type_: TYPE_STREAM,
+        op,
+        ..Header::default()
+    }
 }
 
 #[test]

@@ -133,7 +133,8 @@ impl Muxer {
             self.continue_handshake(fd);
         } else if let Some(key) = self.by_fd.get(&fd).copied() {
             if let Some(conn) = self.conns.get_mut(&key) {
-                if set.intersects(EventSet::IN | EventSet::READ_HANG_UP | EventSet::HANG_UP | EventSet::ERROR) {
+                if set.intersects(EventSet::IN | EventSet::READ_HANG_UP | EventSet::HANG_UP | EventSet::ERROR)
+                {
                     conn.on_host_readable();
                 }
                 if set.contains(EventSet::OUT) {
