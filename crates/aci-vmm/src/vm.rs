@@ -136,6 +136,13 @@ impl Vm {
     pub fn started_at(&self) -> Instant {
         self.started
     }
+
+    /// Time from the start of [`crate::Vm::build`] to the guest's first console byte, if it
+    /// has printed one (with `quiet`, usually userspace's first line).
+    pub fn first_console_byte(&self) -> Option<Duration> {
+        let at = self.serial.lock().ok()?.first_output_at()?;
+        Some(at.saturating_duration_since(self.started))
+    }
 }
 
 impl Drop for Vm {

@@ -3,6 +3,8 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use vm_superio::{serial::NoEvents, Serial, Trigger};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -86,16 +88,44 @@ pub fn open_output(output: SerialOutput) -> Result<Box<dyn Write + Send>, Serial
 /// The UART model, generic over its interrupt trigger so tests need no eventfd.
 pub type Uart<T> = Serial<T, NoEvents, Box<dyn Write + Send>>;
 
+/// Passes bytes through and notes when the first one went by (the guest's first console
+/// output: the UART hands the sink only transmitted data bytes).
+struct FirstByteClock {
+    inner: Box<dyn Write + Send>,
+    at: Arc<OnceLock<Instant>>,
+}
+
+impl Write for FirstByteClock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !buf.is_empty() {
+            let _ = self.at.set(Instant::now());
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// COM1 as a port I/O device.
 pub struct SerialDevice<T: Trigger = EventFdTrigger> {
     uart: Uart<T>,
     failed_writes: u64,
+    first_output: Arc<OnceLock<Instant>>,
 }
 
 impl<T: Trigger + Send> SerialDevice<T> {
     /// A UART writing to `out` and raising its interrupt with `trigger`.
     pub fn new(trigger: T, out: Box<dyn Write + Send>) -> Self {
-        Self { uart: Serial::new(trigger, out), failed_writes: 0 }
+        let first_output = Arc::new(OnceLock::new());
+        let out: Box<dyn Write + Send> = Box::new(FirstByteClock { inner: out, at: first_output.clone() });
+        Self { uart: Serial::new(trigger, out), failed_writes: 0, first_output }
+    }
+
+    /// When the guest first transmitted a byte, if it has.
+    pub fn first_output_at(&self) -> Option<Instant> {
+        self.first_output.get().copied()
     }
 
     /// Queues input bytes for the guest; returns how many fit in the receive FIFO.
@@ -170,6 +200,20 @@ mod tests {
         let mut b = [0u8];
         dev.read(offset, &mut b);
         b[0]
+    }
+
+    #[test]
+    fn first_output_is_timestamped_only_when_data_is_sent() {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let mut dev = SerialDevice::new(CountingTrigger(Cell::new(0)), Box::new(SharedBuf(buf.clone())));
+        assert!(dev.first_output_at().is_none());
+        let before = Instant::now();
+        dev.write(0, b"x");
+        let at = dev.first_output_at().expect("a transmitted byte is timestamped");
+        assert!(at >= before);
+        dev.write(0, b"y");
+        assert_eq!(dev.first_output_at(), Some(at), "only the first byte counts");
+        assert_eq!(buf.lock().unwrap().as_slice(), b"xy");
     }
 
     #[test]
