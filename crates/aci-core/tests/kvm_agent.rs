@@ -15,6 +15,10 @@ use aci_proto::message::{Call, Reply};
 use aci_proto::PROTOCOL_VERSION;
 use aci_vmm::{ExitReason, SerialOutput, Vm, VmConfig, VsockConfig};
 
+fn kvm_gate(test: &str) -> bool {
+    aci_testkit::requirement(test, aci_vmm::host::KvmHost::detect().unusable_reason())
+}
+
 fn guest_dir() -> PathBuf {
     std::env::var_os("ACI_GUEST_DIR")
         .map(PathBuf::from)
@@ -38,7 +42,7 @@ fn boot_with_vsock(name: &str) -> (Vm, PathBuf) {
 #[test]
 #[ignore = "KVM tier: boots the guest; run by `cargo xtask test`"]
 fn host_talks_to_agent_over_vsock_and_shuts_it_down() {
-    if !aci_vmm::host::kvm_test_gate("host_talks_to_agent_over_vsock_and_shuts_it_down") {
+    if !kvm_gate("host_talks_to_agent_over_vsock_and_shuts_it_down") {
         return;
     }
     let started = Instant::now();
@@ -63,7 +67,7 @@ fn host_talks_to_agent_over_vsock_and_shuts_it_down() {
 #[test]
 #[ignore = "KVM tier: boots the guest; run by `cargo xtask test`"]
 fn agent_refuses_another_protocol_version_by_name() {
-    if !aci_vmm::host::kvm_test_gate("agent_refuses_another_protocol_version_by_name") {
+    if !kvm_gate("agent_refuses_another_protocol_version_by_name") {
         return;
     }
     let (mut vm, uds) = boot_with_vsock("mismatch");

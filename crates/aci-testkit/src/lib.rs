@@ -7,8 +7,9 @@
 //!   it with `skopeo copy`. [`TarLayer`] crafts layers, hostile ones included.
 //! - [`busybox_image`]: a busybox-static rootfs packed by `umoci` and pushed with `skopeo`.
 //!
-//! Tools that are missing make a test skip (print the reason, return `false` from
-//! [`require_tools`]) unless `CI` is set, where they fail it.
+//! [`requirement`] is the one gate every test with a precondition (KVM, root, a tool, a
+//! service) goes through: when the precondition is missing the test prints why and returns
+//! early, unless `CI` is set, where it fails. [`require_tools`] applies it to commands.
 
 // Test support: a failed setup step is a failed test, so helpers panic with a location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,19 +24,29 @@ pub use registry::Registry;
 pub use tarlayer::{LayerBlob, TarLayer};
 pub use umoci::busybox_image;
 
-/// Returns `true` when every tool is on `PATH`. Otherwise panics when env `CI` is set, or
-/// prints a skip reason and returns `false`.
+/// True when `CI` is set to anything but empty or `false`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+}
+
+/// The gate for a test precondition: `None` (nothing missing) → `true`, run the test.
+/// `Some(reason)` → panics when [`in_ci`] (a test must never be skipped in CI), otherwise
+/// prints `SKIP <test>: <reason>` and returns `false`.
+pub fn requirement(test: &str, missing: Option<&str>) -> bool {
+    let Some(reason) = missing else {
+        return true;
+    };
+    assert!(!in_ci(), "{test}: cannot run in CI: {reason}");
+    eprintln!("SKIP {test}: {reason}");
+    false
+}
+
+/// Returns `true` when every tool is on `PATH`; otherwise see [`requirement`].
 pub fn require_tools(test: &str, tools: &[&str]) -> bool {
     let missing: Vec<&str> = tools.iter().copied().filter(|t| which(t).is_none()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: missing {} (cargo xtask setup installs them)", missing.join(", "));
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("SKIP {msg}");
-    false
+    let reason = (!missing.is_empty())
+        .then(|| format!("missing {} (cargo xtask setup installs them)", missing.join(", ")));
+    requirement(test, reason.as_deref())
 }
 
 /// The full path of `tool` on `PATH` (or `/usr/sbin`, `/sbin`).
@@ -72,4 +83,21 @@ pub fn extract_erofs(image: &std::path::Path) -> tempfile::TempDir {
     let root = dir.path().join("root");
     run(std::process::Command::new("fsck.erofs").arg(format!("--extract={}", root.display())).arg(image));
     dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_requirement_fails_in_ci_and_skips_elsewhere() {
+        assert!(requirement("t", None));
+        let outcome = std::panic::catch_unwind(|| requirement("t", Some("no such thing")));
+        if in_ci() {
+            assert!(outcome.is_err(), "a missing requirement must fail the test in CI");
+        } else {
+            assert_eq!(outcome.ok(), Some(false));
+        }
+        assert!(require_tools("t", &["sh"]));
+    }
 }

@@ -78,24 +78,6 @@ impl KvmHost {
     }
 }
 
-/// The gate every KVM-tier test calls first: true when the test may run here.
-///
-/// With hardware KVM it returns true. Without it, it panics when the `CI` environment
-/// variable is set (a KVM test must never be skipped in CI) and otherwise prints why the
-/// test is skipped and returns false.
-pub fn kvm_test_gate(test: &str) -> bool {
-    let host = KvmHost::detect();
-    match host.unusable_reason() {
-        None => true,
-        Some(reason) => {
-            let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-            assert!(!in_ci, "{test}: needs hardware KVM and CI is set: {reason}");
-            eprintln!("{test}: SKIPPED (not in CI): {reason}");
-            false
-        }
-    }
-}
-
 fn cpu_vendor(cpuinfo: &str) -> Option<CpuVendor> {
     let flags = cpuinfo.lines().find(|line| line.starts_with("flags"))?.split_once(':')?.1;
     let mut words = flags.split_whitespace();

@@ -30,14 +30,7 @@ pub fn can_run(test: &str) -> bool {
     } else {
         None
     };
-    match reason {
-        None => true,
-        Some(r) if std::env::var_os("CI").is_some() => panic!("{test} needs root networking: {r}"),
-        Some(r) => {
-            eprintln!("skipping {test}: {r}");
-            false
-        }
-    }
+    aci_testkit::requirement(test, reason)
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
