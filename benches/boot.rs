@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,12 +38,6 @@ impl Write for ReadyWatch {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-fn guest_dir() -> PathBuf {
-    std::env::var_os("ACI_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/guest"))
 }
 
 fn cmdline() -> String {
@@ -122,7 +116,7 @@ fn main() {
         std::process::exit(2);
     }
     let runs: usize = std::env::var("ACI_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
-    let dir = guest_dir();
+    let dir = aci_testkit::guest_dir();
     let (vmlinux, bzimage, initrd) =
         (dir.join("vmlinux"), dir.join("bzImage"), dir.join("initramfs.cpio.gz"));
 

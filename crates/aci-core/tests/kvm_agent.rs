@@ -19,14 +19,8 @@ fn kvm_gate(test: &str) -> bool {
     aci_testkit::requirement(test, aci_vmm::host::KvmHost::detect().unusable_reason())
 }
 
-fn guest_dir() -> PathBuf {
-    std::env::var_os("ACI_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/guest"))
-}
-
 fn boot_with_vsock(name: &str) -> (Vm, PathBuf) {
-    let dir = guest_dir();
+    let dir = aci_testkit::guest_dir();
     // A Unix socket needs a local filesystem (in the nested runner the workspace is 9p).
     let scratch = std::env::temp_dir().join("aci-kvm-agent");
     std::fs::create_dir_all(&scratch).unwrap();

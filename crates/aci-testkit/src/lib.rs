@@ -24,6 +24,14 @@ pub use registry::Registry;
 pub use tarlayer::{LayerBlob, TarLayer};
 pub use umoci::busybox_image;
 
+/// The guest artifacts built by `cargo xtask guest` (`vmlinux`, `bzImage`,
+/// `initramfs.cpio.gz`): `ACI_GUEST_DIR`, else `<workspace>/target/guest`.
+pub fn guest_dir() -> std::path::PathBuf {
+    std::env::var_os("ACI_GUEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guest"))
+}
+
 /// True when `CI` is set to anything but empty or `false`.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")

@@ -10,12 +10,6 @@ use std::time::{Duration, Instant};
 
 use aci_vmm::{DiskConfig, ExitReason, SerialOutput, Vm, VmConfig};
 
-fn guest_dir() -> PathBuf {
-    std::env::var_os("ACI_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/guest"))
-}
-
 fn scratch() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/kvm_bad_input");
     std::fs::create_dir_all(&dir).unwrap();
@@ -36,7 +30,7 @@ fn chain(err: &dyn std::error::Error) -> String {
 
 fn config(kernel: &Path) -> VmConfig {
     let mut config = VmConfig::new(kernel);
-    config.initrd = Some(guest_dir().join("initramfs.cpio.gz"));
+    config.initrd = Some(aci_testkit::guest_dir().join("initramfs.cpio.gz"));
     config.serial_output = SerialOutput::Sink;
     config
 }
@@ -66,7 +60,7 @@ fn bad_input_errors_name_the_input_and_leak_nothing() {
         return;
     }
     let dir = scratch();
-    let vmlinux = guest_dir().join("vmlinux");
+    let vmlinux = aci_testkit::guest_dir().join("vmlinux");
     let (fds, tasks) = (open_fds(), threads());
 
     let garbage = dir.join("garbage-kernel");
@@ -111,7 +105,7 @@ fn twenty_boots_leak_no_fds_or_threads() {
     if !support::require_hardware_kvm("twenty_boots_leak_no_fds_or_threads") {
         return;
     }
-    let vmlinux = guest_dir().join("vmlinux");
+    let vmlinux = aci_testkit::guest_dir().join("vmlinux");
     let boot = || {
         let mut config = config(&vmlinux);
         config.cmdline = format!("{} aci.poweroff=ready", config.cmdline);

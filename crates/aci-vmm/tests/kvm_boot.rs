@@ -8,7 +8,6 @@
 mod support;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,17 +38,11 @@ impl Console {
     }
 }
 
-fn guest_dir() -> PathBuf {
-    std::env::var_os("ACI_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/guest"))
-}
-
 fn boot_to_ready_and_reset(test: &str, kernel_file: &str, vcpus: u8) {
     if !support::require_hardware_kvm(test) {
         return;
     }
-    let dir = guest_dir();
+    let dir = aci_testkit::guest_dir();
     let (kernel, initrd) = (dir.join(kernel_file), dir.join("initramfs.cpio.gz"));
     assert!(kernel.exists(), "{test}: no guest kernel at {} (run `cargo xtask guest`)", kernel.display());
     assert!(initrd.exists(), "{test}: no initramfs at {}", initrd.display());
@@ -108,7 +101,7 @@ fn stop_ends_a_running_guest() {
     if !support::require_hardware_kvm(test) {
         return;
     }
-    let dir = guest_dir();
+    let dir = aci_testkit::guest_dir();
     let mut config = VmConfig::new(dir.join("vmlinux"));
     config.initrd = Some(dir.join("initramfs.cpio.gz"));
     config.vcpus = 2;

@@ -16,8 +16,7 @@ pub fn target_dir() -> PathBuf {
 
 /// The guest kernel from `ACI_GUEST_DIR` (default `target/guest`).
 pub fn guest_kernel() -> PathBuf {
-    let dir =
-        std::env::var_os("ACI_GUEST_DIR").map(PathBuf::from).unwrap_or_else(|| target_dir().join("guest"));
+    let dir = aci_testkit::guest_dir();
     let kernel = dir.join("vmlinux");
     assert!(kernel.exists(), "no guest kernel at {} (run `cargo xtask guest`)", kernel.display());
     kernel
