@@ -12,10 +12,35 @@
 //! It is built as a fully static binary (`cargo xtask guest`) and packed as `/init` of the
 //! guest initramfs.
 
+mod containers;
 mod mounts;
 mod power;
+mod sandbox;
 mod session;
 mod vsock;
+
+use std::sync::Arc;
+
+/// Everything the agent serves, shared by all host connections.
+#[derive(Debug)]
+pub struct Agent {
+    /// Sandbox-wide set-up and storage.
+    pub sandbox: sandbox::Sandbox,
+    /// The containers.
+    pub containers: containers::Engine,
+}
+
+impl Agent {
+    fn new(is_init: bool) -> Self {
+        Self { sandbox: sandbox::Sandbox::new(is_init), containers: containers::Engine::new(is_init) }
+    }
+
+    /// An agent that is not PID 1 (unit tests).
+    #[cfg(test)]
+    pub fn for_tests() -> Self {
+        Self::new(false)
+    }
+}
 
 use std::io::{self, BufRead, Write};
 
@@ -87,9 +112,10 @@ fn start_vsock_service(is_init: bool) {
             return;
         }
     };
+    let agent = Arc::new(Agent::new(is_init));
     // One thread per connection: the host may hold several (calls, log follows, exec I/O).
     std::thread::spawn(move || loop {
-        let mut stream = match vsock::accept(&listener) {
+        let stream = match vsock::accept(&listener) {
             Ok(stream) => stream,
             Err(err) => {
                 eprintln!("aci-agent: vsock accept failed: {err}");
@@ -97,8 +123,12 @@ fn start_vsock_service(is_init: bool) {
                 continue;
             }
         };
-        std::thread::spawn(move || match session::serve(&mut stream) {
-            Ok(session::After::PowerOff) => finish(is_init),
+        let agent = Arc::clone(&agent);
+        std::thread::spawn(move || match session::serve(stream, &agent) {
+            Ok(session::After::PowerOff) => {
+                agent.containers.stop_all();
+                finish(is_init)
+            }
             Ok(session::After::Continue) => {}
             Err(err) => eprintln!("aci-agent: host connection failed: {err}"),
         });

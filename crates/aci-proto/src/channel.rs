@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use thiserror::Error;
 
 use crate::frame::{Frame, FrameError, FrameKind};
-use crate::message::{Call, RemoteError, RemoteErrorKind, Reply, Request, Response};
+use crate::message::{AgentEvent, Call, RemoteError, RemoteErrorKind, Reply, Request, Response};
 use crate::PROTOCOL_VERSION;
 
 /// A call over a [`Channel`] failed.
@@ -90,6 +90,42 @@ impl<S: Read + Write> Channel<S> {
             ))),
             other => Err(ChannelError::UnexpectedReply(Box::new(other))),
         }
+    }
+
+    /// Reads the next frame of a streaming connection (after `Exec`, `Logs` or `Events`).
+    pub fn next_frame(&mut self) -> Result<Frame, ChannelError> {
+        Ok(Frame::read_from(&mut self.stream)?)
+    }
+
+    /// Reads frames until the next `Event` and decodes it; `Ok(None)` when the agent closed
+    /// the connection. `Data`/`Eof` frames in between are skipped (use [`Self::next_frame`]
+    /// to see them).
+    pub fn next_event(&mut self) -> Result<Option<AgentEvent>, ChannelError> {
+        loop {
+            match Frame::read_from(&mut self.stream) {
+                Ok(frame) if frame.kind == FrameKind::Event => {
+                    return serde_json::from_slice(&frame.payload).map(Some).map_err(ChannelError::Decode)
+                }
+                Ok(_) => continue,
+                Err(FrameError::Closed) => return Ok(None),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// Sends bytes on a stream (an exec's [`crate::message::STDIN`]).
+    pub fn send_data(&mut self, stream: u32, bytes: &[u8]) -> Result<(), ChannelError> {
+        Ok(Frame { kind: FrameKind::Data, stream, payload: bytes.to_vec() }.write_to(&mut self.stream)?)
+    }
+
+    /// Ends a stream (closes an exec's stdin).
+    pub fn send_eof(&mut self, stream: u32) -> Result<(), ChannelError> {
+        Ok(Frame { kind: FrameKind::Eof, stream, payload: Vec::new() }.write_to(&mut self.stream)?)
+    }
+
+    /// The underlying stream (to clone it for a reader thread, or set timeouts).
+    pub fn get_ref(&self) -> &S {
+        &self.stream
     }
 
     /// Gives the stream back.

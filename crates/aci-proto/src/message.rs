@@ -3,8 +3,28 @@
 //! Every call carries an `id` that its reply repeats. The first call on a connection must be
 //! [`Call::Hello`]; the agent answers a different [`crate::PROTOCOL_VERSION`] with a
 //! [`RemoteErrorKind::VersionMismatch`] error and serves nothing else on that connection.
+//!
+//! Most calls are request/reply on the control stream. Three calls turn their connection
+//! into a stream after the reply (the host opens one connection per stream):
+//! - [`Call::Exec`]: `Data`/`Eof` frames on [`STDIN`] from the host, on [`STDOUT`] and
+//!   [`STDERR`] from the agent, [`Call::ResizeTty`] calls from the host, and finally an
+//!   [`AgentEvent::ExecExited`] event; then the agent closes.
+//! - [`Call::Logs`]: [`AgentEvent::Log`] events, then [`AgentEvent::LogEnd`] unless following.
+//! - [`Call::Events`]: container lifecycle events for as long as the connection lives.
 
 use serde::{Deserialize, Serialize};
+
+use crate::container::{
+    ContainerConfig, ContainerStatus, ExecConfig, ExitStatus, LogEntry, LogsRequest, SandboxStats, TtySize,
+};
+use crate::sandbox::{SandboxConfig, StorageMount};
+
+/// The stream number of a process's standard input (host → agent `Data`/`Eof`).
+pub const STDIN: u32 = 1;
+/// The stream number of a process's standard output (and of its terminal).
+pub const STDOUT: u32 = 2;
+/// The stream number of a process's standard error.
+pub const STDERR: u32 = 3;
 
 /// A call with its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,8 +48,48 @@ pub enum Call {
     },
     /// Liveness check.
     Ping,
-    /// Stop the VM: sync, unmount and power off after replying.
+    /// Stop the VM: stop the containers, sync, unmount and power off after replying.
     Shutdown,
+    /// Hostname, clock, interfaces, routes, DNS and `/etc/hosts`.
+    ConfigureSandbox(SandboxConfig),
+    /// Mount a disk, share, tmpfs or secret volume at a guest path.
+    MountStorage(StorageMount),
+    /// Prepare a container (rootfs overlay, cgroup, namespaces) without starting it.
+    CreateContainer(ContainerConfig),
+    /// Start a created (or exited: a restart in place) container.
+    StartContainer {
+        /// The container.
+        name: String,
+    },
+    /// Block until the container's current run ends.
+    WaitContainer {
+        /// The container.
+        name: String,
+    },
+    /// Send a signal to the container's init process.
+    Signal {
+        /// The container.
+        name: String,
+        /// The signal number (15 = SIGTERM, 9 = SIGKILL).
+        signal: i32,
+    },
+    /// Run a process in a container; the connection becomes its I/O (see the module docs).
+    Exec(ExecConfig),
+    /// Resize the terminal of the exec on this connection.
+    ResizeTty(TtySize),
+    /// Stream a container's kept log lines (and new ones when following).
+    Logs(LogsRequest),
+    /// Subscribe to container lifecycle events on this connection.
+    Events,
+    /// Every container's state.
+    ListContainers,
+    /// Measured usage per container and per interface.
+    Stats,
+    /// Kill (if running) and remove a container; its logs go with it.
+    RemoveContainer {
+        /// The container.
+        name: String,
+    },
 }
 
 /// The reply to a call.
@@ -58,6 +118,52 @@ pub enum Reply {
     Pong,
     /// The agent is powering the VM off.
     ShuttingDown,
+    /// The call succeeded and has nothing to return.
+    Done,
+    /// Answer to [`Call::WaitContainer`].
+    Exited(ExitStatus),
+    /// Answer to [`Call::StartContainer`].
+    Started {
+        /// The container's init process in the guest.
+        pid: u32,
+    },
+    /// Answer to [`Call::Exec`]: the process runs; its I/O follows on this connection.
+    ExecStarted {
+        /// The process in the guest.
+        pid: u32,
+    },
+    /// Answer to [`Call::Logs`] and [`Call::Events`]: events follow on this connection.
+    Streaming,
+    /// Answer to [`Call::ListContainers`].
+    Containers(Vec<ContainerStatus>),
+    /// Answer to [`Call::Stats`].
+    Stats(SandboxStats),
+}
+
+/// An unsolicited message from the agent (JSON in an `Event` frame).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AgentEvent {
+    /// A log line of the container a [`Call::Logs`] stream follows.
+    Log(LogEntry),
+    /// The end of a non-following log stream.
+    LogEnd,
+    /// The process of an exec ended.
+    ExecExited(ExitStatus),
+    /// A container's process started.
+    ContainerStarted {
+        /// The container.
+        name: String,
+        /// Its init process in the guest.
+        pid: u32,
+    },
+    /// A container's process ended.
+    ContainerExited {
+        /// The container.
+        name: String,
+        /// How.
+        status: ExitStatus,
+    },
 }
 
 /// A failed outcome, as the agent reports it.
@@ -81,6 +187,15 @@ pub enum RemoteErrorKind {
     UnknownCall,
     /// The call was understood but failed.
     Failed,
+    /// The call names a container that does not exist.
+    NoSuchContainer,
+    /// The container's process could not be started (unknown command, missing
+    /// entrypoint, bad working directory or user).
+    StartFailed,
+    /// A storage could not be mounted (unknown disk, bad filesystem, wrong credentials).
+    MountFailed,
+    /// The call is not valid in the container's current state (e.g. a second create).
+    InvalidState,
 }
 
 #[cfg(test)]
