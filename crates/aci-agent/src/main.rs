@@ -15,6 +15,7 @@
 mod containers;
 mod mounts;
 mod power;
+mod probes;
 mod sandbox;
 mod session;
 mod vsock;
@@ -28,11 +29,17 @@ pub struct Agent {
     pub sandbox: sandbox::Sandbox,
     /// The containers.
     pub containers: containers::Engine,
+    /// Liveness and readiness probes.
+    pub probes: probes::Prober,
 }
 
 impl Agent {
     fn new(is_init: bool) -> Self {
-        Self { sandbox: sandbox::Sandbox::new(is_init), containers: containers::Engine::new(is_init) }
+        Self {
+            sandbox: sandbox::Sandbox::new(is_init),
+            containers: containers::Engine::new(is_init),
+            probes: probes::Prober::default(),
+        }
     }
 
     /// An agent that is not PID 1 (unit tests).

@@ -81,13 +81,17 @@ fn answer(agent: &Agent, call: Call) -> Result<Reply, RemoteError> {
         Call::StartContainer { name } => agent.containers.start(&name).map(|pid| Reply::Started { pid }),
         Call::WaitContainer { name } => agent.containers.wait(&name).map(Reply::Exited),
         Call::Signal { name, signal } => done(agent.containers.signal(&name, signal)),
-        Call::ListContainers => Ok(Reply::Containers(agent.containers.list())),
+        Call::ListContainers => Ok(Reply::Containers { containers: agent.containers.list() }),
         Call::Stats => {
             let mut stats = agent.containers.stats();
             stats.interfaces = agent.sandbox.interface_stats();
             Ok(Reply::Stats(stats))
         }
-        Call::RemoveContainer { name } => done(agent.containers.remove(&name)),
+        Call::SetProbes(probes) => done(agent.probes.set(probes)),
+        Call::RemoveContainer { name } => {
+            agent.probes.forget(&name);
+            done(agent.containers.remove(&name))
+        }
         Call::ResizeTty(_) => Err(RemoteError {
             kind: RemoteErrorKind::InvalidState,
             message: "resize_tty is only valid on an exec connection".into(),

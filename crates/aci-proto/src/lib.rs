@@ -15,6 +15,7 @@ pub mod channel;
 pub mod container;
 pub mod frame;
 pub mod message;
+pub mod probe;
 pub mod sandbox;
 pub mod secret;
 

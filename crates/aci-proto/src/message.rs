@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::container::{
     ContainerConfig, ContainerStatus, ExecConfig, ExitStatus, LogEntry, LogsRequest, SandboxStats, TtySize,
 };
+use crate::probe::{ContainerProbes, ProbeReport};
 use crate::sandbox::{SandboxConfig, StorageMount};
 
 /// The stream number of a process's standard input (host → agent `Data`/`Eof`).
@@ -85,6 +86,9 @@ pub enum Call {
     ListContainers,
     /// Measured usage per container and per interface.
     Stats,
+    /// Set (or clear) a container's liveness and readiness probes; they run with each run of
+    /// the container, and their reports arrive as [`AgentEvent::Probe`] on `Events` streams.
+    SetProbes(ContainerProbes),
     /// Kill (if running) and remove a container; its logs go with it.
     RemoveContainer {
         /// The container.
@@ -134,8 +138,12 @@ pub enum Reply {
     },
     /// Answer to [`Call::Logs`] and [`Call::Events`]: events follow on this connection.
     Streaming,
-    /// Answer to [`Call::ListContainers`].
-    Containers(Vec<ContainerStatus>),
+    /// Answer to [`Call::ListContainers`]. (A struct variant: an internally tagged enum
+    /// cannot serialize a newtype variant holding a sequence.)
+    Containers {
+        /// Every container, by name.
+        containers: Vec<ContainerStatus>,
+    },
     /// Answer to [`Call::Stats`].
     Stats(SandboxStats),
 }
@@ -157,6 +165,8 @@ pub enum AgentEvent {
         /// Its init process in the guest.
         pid: u32,
     },
+    /// A probe attempt failed, or a probe's verdict changed.
+    Probe(ProbeReport),
     /// A container's process ended.
     ContainerExited {
         /// The container.
@@ -214,5 +224,12 @@ mod tests {
         };
         let json = serde_json::to_string(&resp).unwrap();
         assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), resp);
+    }
+
+    #[test]
+    fn every_reply_with_a_list_serializes() {
+        let reply = Reply::Containers { containers: Vec::new() };
+        let json = serde_json::to_string(&reply).unwrap();
+        assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), reply);
     }
 }

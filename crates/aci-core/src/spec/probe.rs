@@ -190,3 +190,72 @@ pub struct TcpSocketAction {
     #[serde(deserialize_with = "serde_util::int")]
     pub port: u16,
 }
+
+/// A probe the agent cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeConversionError {
+    /// `httpGet.scheme: https`: the guest agent's HTTP probe speaks plain HTTP only.
+    #[error("httpGet probes with scheme https are not supported yet (use http or tcpSocket)")]
+    HttpsUnsupported,
+    /// None of `exec`, `httpGet`, `tcpSocket` is set (validation reports this too).
+    #[error("the probe has no action (exec, httpGet or tcpSocket)")]
+    NoAction,
+}
+
+impl Probe {
+    /// The probe as the guest agent runs it, with Kubernetes' defaults applied.
+    pub fn to_agent(&self) -> Result<aci_proto::probe::ProbeConfig, ProbeConversionError> {
+        use aci_proto::probe::ProbeAction;
+        let action = if let Some(exec) = &self.exec {
+            ProbeAction::Exec { command: exec.command.clone() }
+        } else if let Some(get) = &self.http_get {
+            if get.scheme == Some(Scheme::Https) {
+                return Err(ProbeConversionError::HttpsUnsupported);
+            }
+            ProbeAction::HttpGet {
+                path: get.path.clone().unwrap_or_else(|| "/".to_owned()),
+                port: get.port,
+                headers: get.http_headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect(),
+            }
+        } else if let Some(tcp) = &self.tcp_socket {
+            ProbeAction::TcpSocket { port: tcp.port }
+        } else {
+            return Err(ProbeConversionError::NoAction);
+        };
+        let timing = self.timing();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Ok(aci_proto::probe::ProbeConfig {
+            action,
+            initial_delay_ms: ms(timing.initial_delay),
+            period_ms: ms(timing.period),
+            timeout_ms: ms(timing.timeout),
+            success_threshold: timing.success_threshold,
+            failure_threshold: timing.failure_threshold,
+        })
+    }
+}
+
+#[cfg(test)]
+mod agent_tests {
+    use super::*;
+    use aci_proto::probe::ProbeAction;
+
+    #[test]
+    fn probes_convert_with_kubernetes_defaults() {
+        let cfg = Probe::http_get("/healthz", 8080).to_agent().unwrap();
+        assert_eq!(cfg.action, ProbeAction::HttpGet { path: "/healthz".into(), port: 8080, headers: vec![] });
+        assert_eq!((cfg.initial_delay_ms, cfg.period_ms, cfg.timeout_ms), (0, 10_000, 1_000));
+        assert_eq!((cfg.success_threshold, cfg.failure_threshold), (1, 3));
+        let cfg =
+            Probe::exec(["cat", "/tmp/healthy"]).period_seconds(2).failure_threshold(1).to_agent().unwrap();
+        assert_eq!(cfg.action, ProbeAction::Exec { command: vec!["cat".into(), "/tmp/healthy".into()] });
+        assert_eq!((cfg.period_ms, cfg.failure_threshold), (2_000, 1));
+        assert_eq!(Probe::tcp_socket(53).to_agent().unwrap().action, ProbeAction::TcpSocket { port: 53 });
+        let mut https = Probe::http_get("/", 443);
+        if let Some(get) = https.http_get.as_mut() {
+            get.scheme = Some(Scheme::Https);
+        }
+        assert_eq!(https.to_agent(), Err(ProbeConversionError::HttpsUnsupported));
+        assert_eq!(Probe::default().to_agent(), Err(ProbeConversionError::NoAction));
+    }
+}
