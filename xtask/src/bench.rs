@@ -1,7 +1,9 @@
-//! `cargo xtask bench [boot|images|all]`: build the benchmark binaries and run them.
+//! `cargo xtask bench [boot|vmm|images|all]`: build the benchmark binaries and run them.
 //!
 //! - `boot` (aci's `benches/boot.rs`): guest boot time, aci-vmm against QEMU; needs real KVM,
 //!   so it runs through the L1 runner.
+//! - `vmm` (aci's `benches/vmm.rs`): boot phases, idle memory overhead, virtio-blk read and
+//!   vsock throughput, aci-vmm against QEMU in one table; through the L1 runner.
 //! - `images` (`crates/aci-core/benches/images.rs`): pull, unpack and disk build from a
 //!   loopback registry against `skopeo copy` + `umoci unpack`; runs on the host.
 
@@ -15,11 +17,12 @@ use crate::{guest, l1, paths, setup};
 /// Runs the named benchmarks (default: all).
 pub fn run(args: &[String]) -> Result<ExitCode> {
     let which = args.first().map(String::as_str).unwrap_or("all");
-    let (boot, images) = match which {
-        "boot" | "vmm" => (true, false),
-        "images" => (false, true),
-        "all" => (true, true),
-        other => bail!("unknown benchmark {other:?}; known: boot, images, all"),
+    let (boot, vmm, images) = match which {
+        "boot" => (true, false, false),
+        "vmm" => (false, true, false),
+        "images" => (false, false, true),
+        "all" => (true, true, true),
+        other => bail!("unknown benchmark {other:?}; known: boot, vmm, images, all"),
     };
     setup::ensure()?;
     let mut failed = false;
@@ -31,6 +34,12 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     if boot {
         guest::build()?;
         let exe = build_bench("aci", "boot")?;
+        let status = l1::run(&[exe.to_string_lossy().into_owned()], &l1::RunOptions::default())?;
+        failed |= status != 0;
+    }
+    if vmm {
+        guest::build()?;
+        let exe = build_bench("aci", "vmm")?;
         let status = l1::run(&[exe.to_string_lossy().into_owned()], &l1::RunOptions::default())?;
         failed |= status != 0;
     }

@@ -12,7 +12,7 @@
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
@@ -30,9 +30,11 @@ use crate::exit::RunState;
 use crate::kick::{self, KickError};
 use crate::loader::{self, BootInfo, LoadError, LoadInput};
 use crate::memory::{create_guest_memory, GuestMem, MemoryError};
+use crate::metrics::{device_name, DeviceCounters, DeviceKind};
 use crate::regs::{write_boot_tables, RegsError};
 use crate::vcpu::{create_vcpu, Buses, VcpuError, VcpuRunner};
 use crate::virtio::attach::{attach_devices, devices_from_config, AttachError};
+use crate::virtio::{device_type, VirtioDevice};
 use crate::vm::Vm;
 use crate::vm_setup::{create_vm, VmSetupError};
 
@@ -105,6 +107,7 @@ impl Vm {
     /// ```
     pub fn build(config: VmConfig) -> Result<Vm, BuildError> {
         let started = Instant::now();
+        let created = SystemTime::now();
         let mut timings = StepTimings::new(started);
         validate(&config)?;
         let mut config = config;
@@ -118,16 +121,28 @@ impl Vm {
         timings.step("create_vm");
         let (bus, serial) = add_legacy_devices(&vm, serial_output)?;
         timings.step("add_legacy_devices");
-        let mmio = add_virtio_devices(&vm, &memory, &mut config)?;
+        let (mmio, devices) = add_virtio_devices(&vm, &memory, &mut config)?;
         timings.step("add_virtio_devices");
         let bus = Buses { pio: bus, mmio };
         let boot = load_guest(&memory, &config)?;
         timings.step("load_guest");
         let vcpus = create_vcpus(&kvm, &vm, &config, &boot)?;
         timings.step("create_vcpus");
-        let input = StartInput { vm, memory, bus, serial, vcpus, input: serial_input, boot, started };
+        let input = StartInput {
+            vm,
+            memory,
+            bus,
+            serial,
+            vcpus,
+            input: serial_input,
+            boot,
+            started,
+            created,
+            devices,
+        };
         let mut vm = start(input)?;
         timings.step("start");
+        vm.built = started.elapsed();
         vm.build_timings = timings.steps;
         Ok(vm)
     }
@@ -189,21 +204,43 @@ pub fn add_legacy_devices(
     Ok((bus, serial))
 }
 
+/// One device's name, kind and live counters, for [`crate::Vm::metrics`].
+pub type DeviceMeter = (String, DeviceKind, Arc<DeviceCounters>);
+
 /// Step 4b: the configured virtio devices on a new MMIO bus; their `virtio_mmio.device=`
-/// entries are appended to `config.cmdline`.
+/// entries are appended to `config.cmdline`. Returns the bus and each device's counters.
 pub fn add_virtio_devices(
     vm: &VmFd,
     memory: &GuestMem,
     config: &mut VmConfig,
-) -> Result<MmioBus, BuildError> {
+) -> Result<(MmioBus, Vec<DeviceMeter>), BuildError> {
     let devices = devices_from_config(config).map_err(BuildError::AddVirtioDevices)?;
+    let meters = device_meters(&devices);
     let mut bus = MmioBus::new();
     let placements = attach_devices(vm, memory, &mut bus, devices).map_err(BuildError::AddVirtioDevices)?;
     for place in placements {
         config.cmdline.push(' ');
         config.cmdline.push_str(&place.cmdline_entry());
     }
-    Ok(bus)
+    Ok((bus, meters))
+}
+
+/// Names the devices as the guest does (`vda`, `eth0`, ...) and takes their counters.
+fn device_meters(devices: &[Box<dyn VirtioDevice>]) -> Vec<DeviceMeter> {
+    let mut seen: Vec<DeviceKind> = Vec::new();
+    let mut meters = Vec::with_capacity(devices.len());
+    for device in devices {
+        let kind = match device.device_type() {
+            device_type::BLOCK => DeviceKind::Block,
+            device_type::NET => DeviceKind::Net,
+            device_type::VSOCK => DeviceKind::Vsock,
+            _ => DeviceKind::Rng,
+        };
+        let index = seen.iter().filter(|k| **k == kind).count();
+        seen.push(kind);
+        meters.push((device_name(kind, index), kind, device.counters()));
+    }
+    meters
 }
 
 /// Step 5: everything the guest finds in memory at boot.
@@ -246,18 +283,25 @@ pub struct StartInput {
     input: Option<SerialInput>,
     boot: BootInfo,
     started: Instant,
+    created: SystemTime,
+    devices: Vec<DeviceMeter>,
 }
 
 /// Step 7: a thread per vCPU, and the serial input pump.
 pub fn start(input: StartInput) -> Result<Vm, BuildError> {
     kick::install_handler().map_err(BuildError::InstallKick)?;
-    let state = Arc::new(RunState::default());
+    let console = lock(&input.serial).marks();
+    let state = Arc::new(RunState::new(console.clone()));
     let bus = Arc::new(input.bus);
     let mut vm = Vm {
         state: state.clone(),
         vcpu_threads: Vec::with_capacity(input.vcpus.len()),
         bus: bus.clone(),
         serial: input.serial.clone(),
+        console,
+        devices: input.devices,
+        created: input.created,
+        built: Duration::ZERO,
         started: input.started,
         format: input.boot.format,
         build_timings: Vec::new(),

@@ -1,9 +1,10 @@
 //! How a VM ended, and the shared record the vCPU threads write it to (first reason wins).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::devices::console_watch::ConsoleMarks;
 use crate::devices::pio_bus::lock;
 
 /// Why the VM stopped.
@@ -14,7 +15,9 @@ pub enum ExitReason {
     GuestReset,
     /// The guest powered off (a KVM shutdown system event) or halted with no way to wake.
     GuestShutdown,
-    /// The guest reported a crash (a KVM crash system event).
+    /// The guest kernel panicked: it printed `Kernel panic - not syncing` on the console
+    /// before it reset, powered off or was stopped (see `devices::console_watch`), or it
+    /// reported a crash (a KVM crash system event). [`crate::Vm::panic_message`] has the line.
     GuestPanic,
     /// [`crate::Vm::stop`] ended the VM.
     Stopped,
@@ -77,13 +80,39 @@ pub struct RunState {
     stop: AtomicBool,
     reason: Mutex<Option<(ExitReason, Instant)>>,
     ended: Condvar,
+    console: Arc<ConsoleMarks>,
+    kernel_entry: OnceLock<Instant>,
     /// Exit counters.
     pub counters: ExitCounters,
 }
 
 impl RunState {
+    /// A run state whose exit reasons take the console's milestones into account: a reset,
+    /// power-off or stop after a kernel panic message is recorded as [`ExitReason::GuestPanic`].
+    pub fn new(console: Arc<ConsoleMarks>) -> Self {
+        Self { console, ..Self::default() }
+    }
+
+    /// Notes that the boot vCPU is about to enter the guest for the first time.
+    pub fn mark_kernel_entry(&self) {
+        let _ = self.kernel_entry.set(Instant::now());
+    }
+
+    /// When the boot vCPU first entered the guest.
+    pub fn kernel_entry(&self) -> Option<Instant> {
+        self.kernel_entry.get().copied()
+    }
+
     /// Records why the VM ends (if nothing was recorded before) and asks all vCPUs to stop.
     pub fn finish(&self, reason: ExitReason) {
+        let reason = match reason {
+            ExitReason::GuestReset | ExitReason::GuestShutdown | ExitReason::Stopped
+                if self.console.panicked().is_some() =>
+            {
+                ExitReason::GuestPanic
+            }
+            other => other,
+        };
         let mut slot = lock(&self.reason);
         if slot.is_none() {
             *slot = Some((reason, Instant::now()));
@@ -123,9 +152,10 @@ impl RunState {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::io::Write;
 
     use super::*;
+    use crate::devices::console_watch::ConsoleWatch;
 
     #[test]
     fn first_reason_wins_and_wakes_waiters() {
@@ -140,5 +170,22 @@ mod tests {
         assert!(state.should_stop());
         assert_eq!(waiter.join().unwrap(), Some(ExitReason::GuestReset));
         assert_eq!(state.reason().map(|(r, _)| r), Some(ExitReason::GuestReset));
+    }
+
+    #[test]
+    fn a_reset_after_a_panic_message_is_a_panic() {
+        let marks = Arc::new(ConsoleMarks::default());
+        let state = RunState::new(marks.clone());
+        let mut console = ConsoleWatch::new(Box::new(std::io::sink()), marks);
+        console.write_all(b"Kernel panic - not syncing: VFS: Unable to mount root fs\r\n").unwrap();
+        state.finish(ExitReason::GuestReset);
+        assert_eq!(state.reason().map(|(r, _)| r), Some(ExitReason::GuestPanic));
+
+        let clean = RunState::new(Arc::new(ConsoleMarks::default()));
+        clean.finish(ExitReason::GuestReset);
+        assert_eq!(clean.reason().map(|(r, _)| r), Some(ExitReason::GuestReset));
+        let failed = RunState::new(Arc::new(ConsoleMarks::default()));
+        failed.finish(ExitReason::VmmError("x".into()));
+        assert!(matches!(failed.reason(), Some((ExitReason::VmmError(_), _))));
     }
 }

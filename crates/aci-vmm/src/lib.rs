@@ -11,6 +11,9 @@
 //! steps listed in [`builder`]; [`Vm::wait`] returns how the guest ended and [`Vm::stop`]
 //! ends it by force. [`host`] tells what kind of KVM the machine offers (hardware, PVM or
 //! none), which the test tiers and the runtime use to decide where a microVM can run.
+//! [`Vm::metrics`] reports exits by kind, bytes per device and boot milestones ([`metrics`]);
+//! a guest kernel panic is reported as [`ExitReason::GuestPanic`] (detected on the console,
+//! `devices::console_watch`).
 //!
 //! ```text
 //! config ─► caps ─► memory ─► vm_setup ─► devices ─► virtio::attach ─► loader
@@ -34,6 +37,7 @@ pub mod lapic;
 pub mod layout;
 pub mod loader;
 pub mod memory;
+pub mod metrics;
 pub mod mptable;
 pub mod msrs;
 pub mod regs;
@@ -48,4 +52,5 @@ pub use config::{
 };
 pub use exit::{ExitReason, ExitStats};
 pub use loader::KernelFormat;
+pub use metrics::{BootTimes, DeviceCounts, DeviceKind, DeviceStats, VmMetrics};
 pub use vm::{Vm, VmExit};

@@ -149,6 +149,9 @@ impl VcpuRunner {
     /// Runs the vCPU until the VM ends; records the reason if this vCPU ended it.
     pub fn run(mut self) {
         kick::set_thread_kvm_run(self.fd.get_kvm_run());
+        if self.index == 0 {
+            self.state.mark_kernel_entry();
+        }
         while !self.state.should_stop() {
             let next = match self.fd.run() {
                 Ok(exit) => handle_exit(exit, &self.bus, &self.state.counters),

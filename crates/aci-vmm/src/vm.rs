@@ -4,16 +4,19 @@ use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use kvm_ioctls::VmFd;
 
+use crate::builder::DeviceMeter;
+use crate::devices::console_watch::ConsoleMarks;
 use crate::devices::pio_bus::lock;
 use crate::devices::serial::SerialDevice;
 use crate::exit::{ExitReason, ExitStats, RunState};
 use crate::kick;
 use crate::loader::KernelFormat;
 use crate::memory::GuestMem;
+use crate::metrics::{BootTimes, DeviceStats, VmMetrics};
 use crate::vcpu::Buses;
 
 /// How often [`Vm::stop`] re-sends the kick while a vCPU thread has not finished.
@@ -25,6 +28,10 @@ pub struct Vm {
     pub(crate) vcpu_threads: Vec<JoinHandle<()>>,
     pub(crate) bus: Arc<Buses>,
     pub(crate) serial: Arc<Mutex<SerialDevice>>,
+    pub(crate) console: Arc<ConsoleMarks>,
+    pub(crate) devices: Vec<DeviceMeter>,
+    pub(crate) created: SystemTime,
+    pub(crate) built: Duration,
     pub(crate) started: Instant,
     pub(crate) format: KernelFormat,
     pub(crate) build_timings: Vec<(&'static str, Duration)>,
@@ -67,7 +74,9 @@ impl Vm {
     }
 
     /// Forces the VM to stop: every vCPU is kicked out of `KVM_RUN` and joined. Returns the
-    /// guest's own exit if it had already ended, [`ExitReason::Stopped`] otherwise.
+    /// guest's own exit if it had already ended, [`ExitReason::Stopped`] otherwise (or
+    /// [`ExitReason::GuestPanic`] if the guest had printed a kernel panic and hung, as it does
+    /// with `panic=0`).
     pub fn stop(&mut self) -> VmExit {
         self.state.finish(ExitReason::Stopped);
         let found = self.state.reason();
@@ -93,7 +102,8 @@ impl Vm {
         }
     }
 
-    /// The exit counters so far.
+    /// The exit counters so far ([`Vm::metrics`] has them with the device counters and boot
+    /// timestamps).
     pub fn stats(&self) -> ExitStats {
         let c = &self.state.counters;
         let unhandled = self.bus.pio.unhandled();
@@ -110,6 +120,57 @@ impl Vm {
             interrupted: c.interrupted.load(Ordering::Relaxed),
             other: c.other.load(Ordering::Relaxed),
         }
+    }
+
+    /// Everything measured so far: exits by kind, per-device bytes, boot milestones.
+    pub fn metrics(&self) -> VmMetrics {
+        let devices = self
+            .devices
+            .iter()
+            .map(|(name, kind, counters)| DeviceStats {
+                name: name.clone(),
+                kind: *kind,
+                counts: counters.snapshot(),
+            })
+            .collect();
+        VmMetrics { exits: self.stats(), devices, boot: self.boot_times() }
+    }
+
+    /// The boot milestones reached so far.
+    pub fn boot_times(&self) -> BootTimes {
+        let since = |at: Option<Instant>| at.map(|at| at.saturating_duration_since(self.started));
+        BootTimes {
+            created: self.created,
+            built: self.built,
+            kernel_entry: since(self.state.kernel_entry()),
+            first_console_byte: since(self.console.first_byte()),
+            agent_ready: since(self.console.ready()),
+        }
+    }
+
+    /// Records that the guest's agent is ready now (for callers that learn it another way
+    /// than the console's `aci-agent ready` line, e.g. a first successful agent call). The
+    /// first of the two counts.
+    pub fn mark_agent_ready(&self) {
+        self.console.mark_ready();
+    }
+
+    /// The guest kernel's panic line (`Kernel panic - not syncing: ...`), if it printed one.
+    pub fn panic_message(&self) -> Option<String> {
+        self.console.panic_message()
+    }
+
+    /// The host virtual address ranges backing guest RAM (to measure how much of it the
+    /// guest has touched, e.g. from `/proc/self/smaps`).
+    pub fn guest_memory_host_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        use vm_memory::{GuestMemory, GuestMemoryRegion};
+        self._memory
+            .iter()
+            .map(|region| {
+                let start = region.as_ptr() as usize;
+                start..start + region.len() as usize
+            })
+            .collect()
     }
 
     /// Port I/O exits per port, busiest first: `(port, reads, writes)`.

@@ -99,6 +99,14 @@ fn virtio_blk_reads_rejects_read_only_writes_and_persists_writes() {
     assert_eq!(console.line_after("rw-write: ").as_deref(), Some("done"));
     let rw = std::fs::read(dir.join("rw.img")).unwrap();
     assert_eq!(&rw[512..528], b"written-by-guest");
+    let metrics = vm.metrics();
+    println!("{test}: devices {:?}", metrics.devices);
+    let vda = metrics.device("vda").unwrap();
+    assert!(vda.bytes_to_guest >= data.len() as u64, "{test}: vda read bytes {vda:?}");
+    assert_eq!(vda.bytes_from_guest, 0, "{test}: vda is read-only");
+    let vdc = metrics.device("vdc").unwrap();
+    assert!(vdc.bytes_from_guest >= 512, "{test}: vdc written bytes {vdc:?}");
+    assert!(vdc.requests >= 2, "{test}: vdc requests (write and flush) {vdc:?}");
     assert!(rw[..512].iter().all(|b| *b == 0) && rw[1024..].iter().all(|b| *b == 0));
     let mib = data.len() as f64 / f64::from(1 << 20);
     println!("{test}: guest read {mib} MiB, checked, wrote and synced in {guest_done:?} from build");
@@ -181,6 +189,12 @@ fn virtio_vsock_echoes_mebibytes_and_reaches_host_listeners() {
     assert!(echoed == payload, "{test}: echoed bytes differ");
     console.wait_for(&format!("vsock-echo done {ECHO_BYTES}"), TIMEOUT);
     finish(test, &mut vm, &console, started);
+    let vsock = *vm.metrics().device("vsock").unwrap();
+    println!("{test}: vsock counters {vsock:?}");
+    let (hello, reply) = ("hello-from-guest".len() as u64, "hello-from-host".len() as u64);
+    assert!(vsock.bytes_to_guest >= u64::from(ECHO_BYTES) + reply, "{test}: rx bytes {vsock:?}");
+    assert!(vsock.bytes_from_guest >= u64::from(ECHO_BYTES) + hello, "{test}: tx bytes {vsock:?}");
+    assert_eq!(vsock.connections, 2, "{test}: one guest-initiated and one echo connection {vsock:?}");
     drop(vm);
     assert!(!uds.exists(), "{test}: the host socket is removed with the VM");
     std::fs::remove_dir_all(&sockets).unwrap();
@@ -225,6 +239,9 @@ fn virtio_net_guest_pings_the_host_over_a_tap() {
     finish(test, &mut vm, &console, started);
     assert_eq!(console.line_after("eth0 mac ").as_deref(), Some("02:ac:1d:00:00:02"));
     assert_eq!(console.line_after("ping: ").as_deref(), Some("ok"), "{test}:\n{}", console.text());
+    let eth0 = *vm.metrics().device("eth0").unwrap();
+    // Three echo requests and their replies, 98 bytes each, plus ARP.
+    assert!(eth0.bytes_from_guest >= 3 * 98 && eth0.bytes_to_guest >= 3 * 98, "{test}: eth0 {eth0:?}");
     let summary = console.line_after("3 packets transmitted, ").unwrap_or_default();
     println!("{test}: guest pinged the host ({summary}) within {guest_done:?} of build");
 }
@@ -257,5 +274,7 @@ fn virtio_rng_feeds_the_guest_hwrng() {
     assert!(current.starts_with("virtio_rng"), "{test}: hw_random uses {current:?}");
     assert_eq!(console.line_after("rng bytes ").as_deref(), Some("65536"));
     assert_eq!(console.line_after("rng differs: ").as_deref(), Some("yes"));
+    let rng = *vm.metrics().device("rng").unwrap();
+    assert!(rng.bytes_to_guest >= 65536 + 64, "{test}: rng {rng:?}");
     println!("{test}: guest read 64 KiB from /dev/hwrng (virtio) within {guest_done:?} of build");
 }

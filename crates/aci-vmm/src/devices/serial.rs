@@ -3,12 +3,13 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use vm_superio::{serial::NoEvents, Serial, Trigger};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+use super::console_watch::{ConsoleMarks, ConsoleWatch};
 use super::pio_bus::{DeviceAction, PioDevice};
 use crate::config::SerialOutput;
 
@@ -88,44 +89,29 @@ pub fn open_output(output: SerialOutput) -> Result<Box<dyn Write + Send>, Serial
 /// The UART model, generic over its interrupt trigger so tests need no eventfd.
 pub type Uart<T> = Serial<T, NoEvents, Box<dyn Write + Send>>;
 
-/// Passes bytes through and notes when the first one went by (the guest's first console
-/// output: the UART hands the sink only transmitted data bytes).
-struct FirstByteClock {
-    inner: Box<dyn Write + Send>,
-    at: Arc<OnceLock<Instant>>,
-}
-
-impl Write for FirstByteClock {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !buf.is_empty() {
-            let _ = self.at.set(Instant::now());
-        }
-        self.inner.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// COM1 as a port I/O device.
 pub struct SerialDevice<T: Trigger = EventFdTrigger> {
     uart: Uart<T>,
     failed_writes: u64,
-    first_output: Arc<OnceLock<Instant>>,
+    marks: Arc<ConsoleMarks>,
 }
 
 impl<T: Trigger + Send> SerialDevice<T> {
     /// A UART writing to `out` and raising its interrupt with `trigger`.
     pub fn new(trigger: T, out: Box<dyn Write + Send>) -> Self {
-        let first_output = Arc::new(OnceLock::new());
-        let out: Box<dyn Write + Send> = Box::new(FirstByteClock { inner: out, at: first_output.clone() });
-        Self { uart: Serial::new(trigger, out), failed_writes: 0, first_output }
+        let marks = Arc::new(ConsoleMarks::default());
+        let out: Box<dyn Write + Send> = Box::new(ConsoleWatch::new(out, marks.clone()));
+        Self { uart: Serial::new(trigger, out), failed_writes: 0, marks }
     }
 
     /// When the guest first transmitted a byte, if it has.
     pub fn first_output_at(&self) -> Option<Instant> {
-        self.first_output.get().copied()
+        self.marks.first_byte()
+    }
+
+    /// The console milestones (first byte, agent ready, kernel panic).
+    pub fn marks(&self) -> Arc<ConsoleMarks> {
+        self.marks.clone()
     }
 
     /// Queues input bytes for the guest; returns how many fit in the receive FIFO.

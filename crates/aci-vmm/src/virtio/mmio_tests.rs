@@ -38,6 +38,9 @@ impl VirtioDevice for FakeDevice {
     fn reset(&mut self) {
         self.0.lock().unwrap().resets += 1;
     }
+    fn counters(&self) -> Arc<crate::metrics::DeviceCounters> {
+        Arc::default()
+    }
 }
 
 fn transport() -> (MmioTransport, Arc<Mutex<Seen>>, GuestMem) {

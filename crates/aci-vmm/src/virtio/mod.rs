@@ -21,6 +21,7 @@
 
 pub mod attach;
 pub mod block;
+pub mod chain;
 pub mod event_loop;
 pub mod interrupt;
 #[cfg(test)]
@@ -33,12 +34,15 @@ pub mod single_queue;
 pub mod test_utils;
 pub mod vsock;
 
+use std::sync::Arc;
+
 use vmm_sys_util::eventfd::EventFd;
 
 pub use interrupt::Interrupt;
 pub use virtio_queue::Queue;
 
 use crate::memory::GuestMem;
+use crate::metrics::DeviceCounters;
 
 /// `VIRTIO_F_VERSION_1`: the device is modern (virtio 1.x). Every device offers it.
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
@@ -115,6 +119,8 @@ pub trait VirtioDevice: Send {
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError>;
     /// Stops serving the queues (the driver reset the device); a later activation starts over.
     fn reset(&mut self);
+    /// The counters the device's queue logic bumps (kept across resets).
+    fn counters(&self) -> Arc<DeviceCounters>;
 }
 
 /// Copies the bytes of `config` at `offset` into `data`, zero past its end.

@@ -11,6 +11,8 @@ use crate::memory::GuestMem;
 const F_NEXT: u16 = 1;
 /// `VIRTQ_DESC_F_WRITE`.
 const F_WRITE: u16 = 2;
+/// `VIRTQ_DESC_F_INDIRECT`.
+const F_INDIRECT: u16 = 4;
 
 /// 1 MiB of guest memory.
 pub fn memory() -> GuestMem {
@@ -103,6 +105,31 @@ impl TestQueue {
         self.avail_idx = self.avail_idx.wrapping_add(1);
         mem.write_obj(self.avail_idx, GuestAddress(self.avail + 2)).unwrap();
         head
+    }
+
+    /// Adds one descriptor that refers to an indirect table of `table_len` bytes at `table`
+    /// and makes it available; returns its index.
+    pub fn add_indirect(&mut self, mem: &GuestMem, table: u64, table_len: u32) -> u16 {
+        let head = self.add_chain(mem, &[rd(table, table_len)]);
+        let at = self.desc + 16 * u64::from(head);
+        mem.write_obj(F_INDIRECT, GuestAddress(at + 12)).unwrap();
+        head
+    }
+
+    /// Writes `bufs` as a descriptor table at `table` (each linked to the next), as an
+    /// indirect table's contents.
+    pub fn write_table(mem: &GuestMem, table: u64, bufs: &[Buf]) {
+        for (i, buf) in (0u16..).zip(bufs) {
+            let mut flags = if buf.write { F_WRITE } else { 0 };
+            if usize::from(i) + 1 < bufs.len() {
+                flags |= F_NEXT;
+            }
+            let at = table + 16 * u64::from(i);
+            mem.write_obj(buf.addr, GuestAddress(at)).unwrap();
+            mem.write_obj(buf.len, GuestAddress(at + 8)).unwrap();
+            mem.write_obj(flags, GuestAddress(at + 12)).unwrap();
+            mem.write_obj(i + 1, GuestAddress(at + 14)).unwrap();
+        }
     }
 
     /// Makes descriptor `index` continue to `next` (sets `NEXT`), e.g. to build a loop.

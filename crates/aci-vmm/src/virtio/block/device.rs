@@ -4,8 +4,10 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::config::DiskConfig;
+use crate::metrics::DeviceCounters;
 use crate::virtio::block::handler::{BlockBackend, BlockHandler, DiskInfo, ID_LEN, SECTOR_SIZE};
 use crate::virtio::event_loop::Worker;
 use crate::virtio::single_queue;
@@ -68,6 +70,7 @@ pub struct Block {
     info: DiskInfo,
     config: [u8; 16],
     worker: Option<Worker>,
+    counters: Arc<DeviceCounters>,
 }
 
 impl Block {
@@ -91,7 +94,7 @@ impl Block {
         space[..8].copy_from_slice(&sectors.to_le_bytes());
         space[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
         let info = DiskInfo { sectors, read_only: config.read_only, id };
-        Ok(Self { file, info, config: space, worker: None })
+        Ok(Self { file, info, config: space, worker: None, counters: Arc::default() })
     }
 }
 
@@ -115,13 +118,18 @@ impl VirtioDevice for Block {
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         let file = self.file.try_clone().map_err(ActivateError::Backend)?;
-        let handler = BlockHandler::new(FileBackend(file), self.info.clone());
+        let handler =
+            BlockHandler::new(FileBackend(file), self.info.clone()).with_counters(self.counters.clone());
         self.worker = Some(single_queue::activate(ctx, "aci-virtio-blk", handler)?);
         Ok(())
     }
 
     fn reset(&mut self) {
         self.worker = None;
+    }
+
+    fn counters(&self) -> Arc<DeviceCounters> {
+        self.counters.clone()
     }
 }
 

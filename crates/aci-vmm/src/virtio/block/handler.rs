@@ -6,10 +6,13 @@
 //! data (readable for writes, writable for reads), then one writable status byte.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use virtio_queue::{Queue, QueueT, Reader, Writer};
 
 use crate::memory::GuestMem;
+use crate::metrics::DeviceCounters;
+use crate::virtio::chain::validate_chain;
 
 /// Sector size of the virtio-blk protocol.
 pub const SECTOR_SIZE: u64 = 512;
@@ -70,12 +73,24 @@ pub struct BlockHandler<B> {
     backend: B,
     info: DiskInfo,
     buf: Vec<u8>,
+    counters: Arc<DeviceCounters>,
 }
 
 impl<B: BlockBackend> BlockHandler<B> {
     /// A handler for `backend`, described by `info`.
     pub fn new(backend: B, info: DiskInfo) -> Self {
-        Self { backend, info, buf: Vec::new() }
+        Self { backend, info, buf: Vec::new(), counters: Arc::default() }
+    }
+
+    /// Counts into `counters` (requests, bytes read and written, failed requests).
+    pub fn with_counters(mut self, counters: Arc<DeviceCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &DeviceCounters {
+        &self.counters
     }
 
     /// The backend (tests look at what was written).
@@ -88,9 +103,14 @@ impl<B: BlockBackend> BlockHandler<B> {
         let mut used = false;
         while let Some(chain) = queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
-            let len = match (Reader::new(mem, chain.clone()), Writer::new(mem, chain)) {
-                (Ok(reader), Ok(writer)) => self.execute(reader, writer),
-                _ => 0,
+            self.counters.request();
+            let valid = validate_chain(mem, queue, head).is_ok();
+            let len = match (valid, Reader::new(mem, chain.clone()), Writer::new(mem, chain)) {
+                (true, Ok(reader), Ok(writer)) => self.execute(reader, writer),
+                _ => {
+                    self.counters.error();
+                    0
+                }
             };
             queue.add_used(mem, head, len).map_err(BlockQueueError::AddUsed)?;
             used = true;
@@ -101,9 +121,11 @@ impl<B: BlockBackend> BlockHandler<B> {
     /// Runs one request; returns the bytes written to the guest (data plus status).
     fn execute(&mut self, mut reader: Reader<'_>, mut writer: Writer<'_>) -> u32 {
         let Some(data_len) = writer.available_bytes().checked_sub(1) else {
+            self.counters.error();
             return 0; // no room for a status byte: nothing can be reported
         };
         let Ok(mut status_writer) = writer.split_at(data_len) else {
+            self.counters.error();
             return 0;
         };
         let mut header = [0u8; 16];
@@ -116,6 +138,9 @@ impl<B: BlockBackend> BlockHandler<B> {
                 self.request(kind, u64::from_le_bytes(sector), &mut reader, &mut writer)
             }
         };
+        if status != blk_status::OK {
+            self.counters.error();
+        }
         if status_writer.write_all(&[status]).is_err() {
             return 0;
         }
@@ -130,9 +155,12 @@ impl<B: BlockBackend> BlockHandler<B> {
         writer: &mut Writer<'_>,
     ) -> (u8, usize) {
         let result = match kind {
-            req::IN => self.read(sector, writer),
+            req::IN => self.read(sector, writer).inspect(|n| self.counters.to_guest(*n)),
             req::OUT if self.info.read_only => Err(io::ErrorKind::PermissionDenied.into()),
-            req::OUT => self.write(sector, reader).map(|()| 0),
+            req::OUT => self.write(sector, reader).map(|n| {
+                self.counters.from_guest(n);
+                0
+            }),
             req::FLUSH if self.info.read_only => Ok(0),
             req::FLUSH => self.backend.flush().map(|()| 0),
             req::GET_ID => {
@@ -171,7 +199,7 @@ impl<B: BlockBackend> BlockHandler<B> {
         Ok(len)
     }
 
-    fn write(&mut self, sector: u64, reader: &mut Reader<'_>) -> io::Result<()> {
+    fn write(&mut self, sector: u64, reader: &mut Reader<'_>) -> io::Result<usize> {
         let len = reader.available_bytes();
         let mut offset = self.range(sector, len)?;
         let mut left = len;
@@ -183,7 +211,7 @@ impl<B: BlockBackend> BlockHandler<B> {
             offset += n as u64;
             left -= n;
         }
-        Ok(())
+        Ok(len)
     }
 }
 

@@ -68,6 +68,11 @@ fn read_copies_sectors_into_split_buffers() {
     let mut got = vec![0u8; 512];
     mem.read_slice(&mut got, GuestAddress(DATA + 0x1000)).unwrap();
     assert_eq!(got, h.backend().bytes[3 * 512..4 * 512]);
+    let counts = h.counters().snapshot();
+    assert_eq!(
+        (counts.requests, counts.bytes_to_guest, counts.bytes_from_guest, counts.errors),
+        (1, 1024, 0, 0)
+    );
 }
 
 #[test]
@@ -82,6 +87,11 @@ fn write_reaches_the_backend_and_flush_flushes() {
     header(&mem, 4, 0);
     assert_eq!(run(&mut h, &mem, &[rd(HDR, 16), wr(STATUS, 1)]).0, blk_status::OK);
     assert_eq!(h.backend().flushes, 1);
+    let counts = h.counters().snapshot();
+    assert_eq!(
+        (counts.requests, counts.bytes_to_guest, counts.bytes_from_guest, counts.errors),
+        (2, 0, 512, 0)
+    );
 }
 
 #[test]
@@ -94,6 +104,8 @@ fn writes_to_a_read_only_disk_and_out_of_range_reads_fail() {
     assert_eq!(h.backend().bytes[0], 0, "read-only data unchanged");
     header(&mem, 0, 7);
     assert_eq!(run(&mut h, &mem, &[rd(HDR, 16), wr(DATA, 1024), wr(STATUS, 1)]).0, blk_status::IOERR);
+    let counts = h.counters().snapshot();
+    assert_eq!((counts.bytes_to_guest, counts.bytes_from_guest, counts.errors), (0, 0, 2));
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! The virtio-net device: a tap, a MAC address in the config space, RX and TX queues.
 
 use std::io;
+use std::sync::Arc;
 
 use crate::config::{NetConfig, TapSource};
+use crate::metrics::DeviceCounters;
 use crate::virtio::event_loop::Worker;
 use crate::virtio::net::event::NetEvents;
 use crate::virtio::net::tap::{Tap, TapError};
@@ -36,6 +38,7 @@ pub struct Net {
     tap: Tap,
     mac: [u8; 6],
     worker: Option<Worker>,
+    counters: Arc<DeviceCounters>,
 }
 
 impl Net {
@@ -50,7 +53,7 @@ impl Net {
                 Tap::from_fd(fd).map_err(|source| NetError::OpenTap { name: "fd".to_string(), source })?
             }
         };
-        Ok(Self { tap, mac: config.mac, worker: None })
+        Ok(Self { tap, mac: config.mac, worker: None, counters: Arc::default() })
     }
 }
 
@@ -79,7 +82,7 @@ impl VirtioDevice for Net {
         // The tap outlives a reset only as a duplicate: the worker owns the one it runs with.
         let fd = self.tap.try_clone_fd().map_err(ActivateError::Backend)?;
         let tap = Tap::from_fd(fd).map_err(|e| ActivateError::Backend(io::Error::other(e)))?;
-        let events = NetEvents::new(ctx.mem, queues, queue_events, ctx.interrupt, tap)
+        let events = NetEvents::new(ctx.mem, queues, queue_events, ctx.interrupt, tap, self.counters.clone())
             .map_err(ActivateError::Backend)?;
         self.worker = Some(Worker::spawn("aci-virtio-net", events).map_err(ActivateError::StartWorker)?);
         Ok(())
@@ -87,5 +90,9 @@ impl VirtioDevice for Net {
 
     fn reset(&mut self) {
         self.worker = None;
+    }
+
+    fn counters(&self) -> Arc<DeviceCounters> {
+        self.counters.clone()
     }
 }

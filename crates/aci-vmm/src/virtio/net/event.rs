@@ -4,12 +4,14 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 
 use virtio_queue::Queue;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::memory::GuestMem;
+use crate::metrics::DeviceCounters;
 use crate::virtio::event_loop::EventHandler;
 use crate::virtio::net::handler::NetHandler;
 use crate::virtio::net::tap::Tap;
@@ -39,11 +41,12 @@ impl NetEvents {
         queue_events: [EventFd; 2],
         interrupt: Interrupt,
         tap: Tap,
+        counters: Arc<DeviceCounters>,
     ) -> io::Result<Self> {
         let tap_epoll = Epoll::new()?;
         let set = EventSet::IN | EventSet::EDGE_TRIGGERED;
         tap_epoll.ctl(ControlOperation::Add, tap.raw_fd(), EpollEvent::new(set, TAP_TOKEN))?;
-        let handler = NetHandler::new(tap);
+        let handler = NetHandler::new(tap).with_counters(counters);
         Ok(Self { mem, rx, tx, queue_events, interrupt, handler, tap_epoll, broken: false })
     }
 }

@@ -4,10 +4,13 @@
 //! `num_buffers` = 1).
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use virtio_queue::{Queue, QueueT, Reader, Writer};
 
 use crate::memory::GuestMem;
+use crate::metrics::DeviceCounters;
+use crate::virtio::chain::validate_chain;
 
 /// Length of `virtio_net_hdr_v1`.
 pub const VNET_HDR_LEN: usize = 12;
@@ -39,12 +42,31 @@ pub struct NetHandler<B> {
     tx_frame: Vec<u8>,
     /// Frames dropped: too large for the guest's buffer, or refused by the backend.
     pub dropped: u64,
+    counters: Arc<DeviceCounters>,
 }
 
 impl<B: NetBackend> NetHandler<B> {
     /// A handler over `backend`.
     pub fn new(backend: B) -> Self {
-        Self { backend, rx_frame: vec![0; MAX_FRAME], rx_pending: None, tx_frame: Vec::new(), dropped: 0 }
+        Self {
+            backend,
+            rx_frame: vec![0; MAX_FRAME],
+            rx_pending: None,
+            tx_frame: Vec::new(),
+            dropped: 0,
+            counters: Arc::default(),
+        }
+    }
+
+    /// Counts into `counters` (frames, frame bytes each way, drops).
+    pub fn with_counters(mut self, counters: Arc<DeviceCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &DeviceCounters {
+        &self.counters
     }
 
     /// The backend.
@@ -57,7 +79,8 @@ impl<B: NetBackend> NetHandler<B> {
         let mut used = false;
         while let Some(chain) = queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
-            let sent = Reader::new(mem, chain).ok().and_then(|mut reader| {
+            let valid = validate_chain(mem, queue, head).ok();
+            let sent = valid.and_then(|()| Reader::new(mem, chain).ok()).and_then(|mut reader| {
                 let len = reader.available_bytes().checked_sub(VNET_HDR_LEN)?;
                 if len > MAX_FRAME {
                     return None;
@@ -66,10 +89,16 @@ impl<B: NetBackend> NetHandler<B> {
                 reader.read_exact(&mut hdr).ok()?;
                 self.tx_frame.resize(len, 0);
                 reader.read_exact(&mut self.tx_frame).ok()?;
-                self.backend.send_frame(&self.tx_frame).ok()
+                self.backend.send_frame(&self.tx_frame).ok()?;
+                Some(len)
             });
-            if sent.is_none() {
-                self.dropped += 1;
+            self.counters.request();
+            match sent {
+                Some(len) => self.counters.from_guest(len),
+                None => {
+                    self.dropped += 1;
+                    self.counters.error();
+                }
             }
             queue.add_used(mem, head, 0).map_err(NetQueueError::AddUsed)?;
             used = true;
@@ -94,6 +123,13 @@ impl<B: NetBackend> NetHandler<B> {
                 break;
             };
             let head = chain.head_index();
+            if validate_chain(mem, queue, head).is_err() {
+                // A broken buffer: give it back unused; the frame waits for the next one.
+                self.counters.error();
+                queue.add_used(mem, head, 0).map_err(NetQueueError::AddUsed)?;
+                used = true;
+                continue;
+            }
             let written = Writer::new(mem, chain)
                 .ok()
                 .filter(|w| w.available_bytes() >= VNET_HDR_LEN + len)
@@ -104,8 +140,13 @@ impl<B: NetBackend> NetHandler<B> {
                     writer.write_all(&self.rx_frame[..len]).ok()?;
                     Some(VNET_HDR_LEN + len)
                 });
-            if written.is_none() {
-                self.dropped += 1;
+            self.counters.request();
+            match written {
+                Some(_) => self.counters.to_guest(len),
+                None => {
+                    self.dropped += 1;
+                    self.counters.error();
+                }
             }
             self.rx_pending = None;
             let written = u32::try_from(written.unwrap_or(0)).unwrap_or(0);
@@ -156,6 +197,7 @@ mod tests {
         assert!(h.process_tx(&mem, &mut queue).unwrap());
         assert_eq!(h.backend().sent, vec![b"frame-bytes".to_vec()]);
         assert_eq!(tq.take_used(&mem), vec![(0, 0)]);
+        assert_eq!(h.counters().snapshot().bytes_from_guest, 11);
     }
 
     #[test]
@@ -176,5 +218,7 @@ mod tests {
         assert_eq!(got[10], 1, "num_buffers");
         assert!(got[12..].iter().all(|b| *b == 0xaa));
         assert_eq!(h.dropped, 1);
+        let counts = h.counters().snapshot();
+        assert_eq!((counts.requests, counts.bytes_to_guest, counts.errors), (2, 100, 1));
     }
 }

@@ -1,7 +1,9 @@
 //! The virtio-rng device: one request queue, no configuration space.
 
 use std::io;
+use std::sync::Arc;
 
+use crate::metrics::DeviceCounters;
 use crate::virtio::event_loop::Worker;
 use crate::virtio::rng::handler::{EntropySource, RngHandler};
 use crate::virtio::single_queue;
@@ -36,6 +38,7 @@ impl EntropySource for HostRandom {
 #[derive(Debug, Default)]
 pub struct Rng {
     worker: Option<Worker>,
+    counters: Arc<DeviceCounters>,
 }
 
 impl Rng {
@@ -63,12 +66,17 @@ impl VirtioDevice for Rng {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        self.worker = Some(single_queue::activate(ctx, "aci-virtio-rng", RngHandler::new(HostRandom))?);
+        let handler = RngHandler::new(HostRandom).with_counters(self.counters.clone());
+        self.worker = Some(single_queue::activate(ctx, "aci-virtio-rng", handler)?);
         Ok(())
     }
 
     fn reset(&mut self) {
         self.worker = None;
+    }
+
+    fn counters(&self) -> Arc<DeviceCounters> {
+        self.counters.clone()
     }
 }
 

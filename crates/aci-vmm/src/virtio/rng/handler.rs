@@ -2,10 +2,13 @@
 //! random bytes. No fds, no event loop.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use virtio_queue::{Queue, QueueT, Writer};
 
 use crate::memory::GuestMem;
+use crate::metrics::DeviceCounters;
+use crate::virtio::chain::validate_chain;
 
 /// The most bytes served per request, whatever buffer size the guest offers.
 pub const MAX_PER_REQUEST: usize = 64 << 10;
@@ -28,12 +31,19 @@ pub enum RngQueueError {
 pub struct RngHandler<S> {
     source: S,
     buf: Vec<u8>,
+    counters: Arc<DeviceCounters>,
 }
 
 impl<S: EntropySource> RngHandler<S> {
     /// A handler drawing from `source`.
     pub fn new(source: S) -> Self {
-        Self { source, buf: Vec::new() }
+        Self { source, buf: Vec::new(), counters: Arc::default() }
+    }
+
+    /// Counts into `counters` (requests, bytes served, failed requests).
+    pub fn with_counters(mut self, counters: Arc<DeviceCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// Serves every available request; returns whether any used entry was added.
@@ -41,9 +51,15 @@ impl<S: EntropySource> RngHandler<S> {
         let mut used = false;
         while let Some(chain) = queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
-            let len = match Writer::new(mem, chain) {
-                Ok(writer) => self.serve(writer),
-                Err(_) => 0, // malformed chain: complete it with nothing written
+            self.counters.request();
+            let valid = validate_chain(mem, queue, head);
+            let len = match valid.ok().and_then(|()| Writer::new(mem, chain).ok()) {
+                Some(writer) => self.serve(writer),
+                None => {
+                    // Malformed chain: complete it with nothing written.
+                    self.counters.error();
+                    0
+                }
             };
             queue.add_used(mem, head, len).map_err(RngQueueError::AddUsed)?;
             used = true;
@@ -55,8 +71,10 @@ impl<S: EntropySource> RngHandler<S> {
         let n = writer.available_bytes().min(MAX_PER_REQUEST);
         self.buf.resize(n, 0);
         if self.source.fill(&mut self.buf[..n]).is_err() || writer.write_all(&self.buf[..n]).is_err() {
+            self.counters.error();
             return 0;
         }
+        self.counters.to_guest(n);
         u32::try_from(n).unwrap_or(0)
     }
 }

@@ -1,6 +1,9 @@
 //! The virtio-vsock device: guest CID in the config space, three queues (rx, tx, event).
 
+use std::sync::Arc;
+
 use crate::config::VsockConfig;
+use crate::metrics::DeviceCounters;
 use crate::virtio::event_loop::Worker;
 use crate::virtio::vsock::event::VsockEvents;
 use crate::virtio::vsock::muxer::{Muxer, MuxerError};
@@ -26,6 +29,7 @@ pub struct Vsock {
     config: VsockConfig,
     muxer: Option<Muxer>,
     worker: Option<Worker>,
+    counters: Arc<DeviceCounters>,
 }
 
 impl Vsock {
@@ -36,7 +40,7 @@ impl Vsock {
             return Err(VsockError::ReservedCid(config.guest_cid));
         }
         let muxer = Muxer::new(config.guest_cid, &config.uds_path).map_err(VsockError::CreateMuxer)?;
-        Ok(Self { config: config.clone(), muxer: Some(muxer), worker: None })
+        Ok(Self { config: config.clone(), muxer: Some(muxer), worker: None, counters: Arc::default() })
     }
 }
 
@@ -75,6 +79,7 @@ impl VirtioDevice for Vsock {
             interrupt: ctx.interrupt,
             muxer,
             broken: false,
+            counters: self.counters.clone(),
         };
         self.worker = Some(Worker::spawn("aci-virtio-vsock", events).map_err(ActivateError::StartWorker)?);
         Ok(())
@@ -83,5 +88,9 @@ impl VirtioDevice for Vsock {
     fn reset(&mut self) {
         // Dropping the worker drops the muxer: every connection is closed.
         self.worker = None;
+    }
+
+    fn counters(&self) -> Arc<DeviceCounters> {
+        self.counters.clone()
     }
 }

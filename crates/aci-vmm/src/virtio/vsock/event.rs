@@ -2,11 +2,13 @@
 //! calls of the queue logic; the interrupt is raised when buffers were used.
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 
 use virtio_queue::Queue;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::memory::GuestMem;
+use crate::metrics::DeviceCounters;
 use crate::virtio::event_loop::EventHandler;
 use crate::virtio::vsock::handler::{process_rx, process_tx};
 use crate::virtio::vsock::muxer::Muxer;
@@ -33,6 +35,8 @@ pub struct VsockEvents {
     pub muxer: Muxer,
     /// Set once the guest broke a ring; the device then ignores it until reset.
     pub broken: bool,
+    /// The device's counters.
+    pub counters: Arc<DeviceCounters>,
 }
 
 impl EventHandler for VsockEvents {
@@ -59,9 +63,13 @@ impl EventHandler for VsockEvents {
         if self.broken {
             return;
         }
-        let tx =
-            if token == TX_TOKEN { process_tx(&self.mem, &mut self.tx, &mut self.muxer) } else { Ok(false) };
-        let rx = process_rx(&self.mem, &mut self.rx, &mut self.muxer);
+        let counters = &*self.counters;
+        let tx = if token == TX_TOKEN {
+            process_tx(&self.mem, &mut self.tx, &mut self.muxer, counters)
+        } else {
+            Ok(false)
+        };
+        let rx = process_rx(&self.mem, &mut self.rx, &mut self.muxer, counters);
         match (tx, rx) {
             (Ok(tx), Ok(rx)) => {
                 if tx || rx {

@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use virtio_queue::{Queue, QueueOwnedT, QueueT, Reader, Writer};
 
 use crate::memory::GuestMem;
-use crate::virtio::vsock::packet::{Header, Packet, HDR_LEN};
+use crate::metrics::DeviceCounters;
+use crate::virtio::chain::validate_chain;
+use crate::virtio::vsock::packet::{op, Header, Packet, HDR_LEN};
 
 /// Largest payload accepted from the guest in one packet (Linux sends at most 64 KiB).
 pub const MAX_PKT_DATA: usize = 64 << 10;
@@ -32,18 +34,36 @@ pub enum VsockQueueError {
     AddUsed(#[source] virtio_queue::Error),
 }
 
+/// Counts one packet that crossed the device: its stream bytes, or a new connection.
+fn count_packet(counters: &DeviceCounters, pkt: &Packet, to_guest: bool) {
+    counters.request();
+    match pkt.hdr.op {
+        op::RW if to_guest => counters.to_guest(pkt.data.len()),
+        op::RW => counters.from_guest(pkt.data.len()),
+        op::RESPONSE => counters.connection(),
+        _ => {}
+    }
+}
+
 /// Hands every packet on the TX queue to `backend`; returns whether any were consumed.
-/// Malformed chains (short header, payload past the buffers) are consumed and dropped.
+/// Malformed chains (short header, payload past the buffers) are consumed, dropped and
+/// counted as errors in `counters`.
 pub fn process_tx(
     mem: &GuestMem,
     queue: &mut Queue,
     backend: &mut impl VsockBackend,
+    counters: &DeviceCounters,
 ) -> Result<bool, VsockQueueError> {
     let mut used = false;
     while let Some(chain) = queue.pop_descriptor_chain(mem) {
         let head = chain.head_index();
-        if let Some(pkt) = Reader::new(mem, chain).ok().and_then(|r| read_packet(r)) {
-            backend.send_to_host(pkt);
+        let valid = validate_chain(mem, queue, head).ok();
+        match valid.and_then(|()| Reader::new(mem, chain).ok()).and_then(|r| read_packet(r)) {
+            Some(pkt) => {
+                count_packet(counters, &pkt, false);
+                backend.send_to_host(pkt);
+            }
+            None => counters.error(),
         }
         queue.add_used(mem, head, 0).map_err(VsockQueueError::AddUsed)?;
         used = true;
@@ -70,6 +90,7 @@ pub fn process_rx(
     mem: &GuestMem,
     queue: &mut Queue,
     backend: &mut impl VsockBackend,
+    counters: &DeviceCounters,
 ) -> Result<bool, VsockQueueError> {
     let mut used = false;
     while backend.has_rx() {
@@ -77,9 +98,12 @@ pub fn process_rx(
             break;
         };
         let head = chain.head_index();
-        let writer = Writer::new(mem, chain).ok().filter(|w| w.available_bytes() >= HDR_LEN);
+        let valid = validate_chain(mem, queue, head).ok();
+        let writer =
+            valid.and_then(|()| Writer::new(mem, chain).ok()).filter(|w| w.available_bytes() >= HDR_LEN);
         let Some(mut writer) = writer else {
-            // A buffer too small for a header: give it back empty.
+            // A broken buffer, or one too small for a header: give it back empty.
+            counters.error();
             queue.add_used(mem, head, 0).map_err(VsockQueueError::AddUsed)?;
             used = true;
             continue;
@@ -94,6 +118,11 @@ pub fn process_rx(
             .write_all(&hdr.to_bytes())
             .and_then(|()| writer.write_all(&pkt.data))
             .map_or(0, |()| HDR_LEN + pkt.data.len());
+        if written == 0 {
+            counters.error();
+        } else {
+            count_packet(counters, &pkt, true);
+        }
         queue.add_used(mem, head, u32::try_from(written).unwrap_or(0)).map_err(VsockQueueError::AddUsed)?;
         used = true;
     }

@@ -64,13 +64,16 @@ fn tx_packets_reach_the_backend_whatever_the_buffer_layout() {
     tq.add_chain(&mem, &[rd(0x43000, 44), rd(0x44000, 10)]);
 
     let mut backend = Recorder::default();
-    assert!(process_tx(&mem, &mut queue, &mut backend).unwrap());
+    let counters = DeviceCounters::default();
+    assert!(process_tx(&mem, &mut queue, &mut backend, &counters).unwrap());
     assert_eq!(backend.sent.len(), 2);
     assert_eq!(backend.sent[0].hdr.op, op::RW);
     assert_eq!(backend.sent[0].data, b"hello");
     assert_eq!(backend.sent[1].hdr.op, op::REQUEST);
     assert!(backend.sent[1].data.is_empty());
     assert_eq!(tq.take_used(&mem).len(), 3);
+    let counts = counters.snapshot();
+    assert_eq!((counts.requests, counts.bytes_from_guest, counts.errors), (2, 5, 1));
 }
 
 #[test]
@@ -79,15 +82,16 @@ fn rx_packets_are_fitted_to_guest_buffers_and_wait_for_more() {
     let mut tq = TestQueue::new(&mem, 0x10000, 16);
     let mut queue = tq.queue();
     let mut backend = Recorder::default();
+    let counters = DeviceCounters::default();
     let data: Vec<u8> = (0..100u8).collect();
     backend.queued.push_back(Packet { hdr: hdr(op::RW, 0), data: data.clone() });
     backend.queued.push_back(Packet { hdr: hdr(op::CREDIT_UPDATE, 0), data: Vec::new() });
 
     // No buffers: nothing happens, nothing is lost.
-    assert!(!process_rx(&mem, &mut queue, &mut backend).unwrap());
+    assert!(!process_rx(&mem, &mut queue, &mut backend, &counters).unwrap());
     // One buffer with room for 60 data bytes: the first 60 go.
     tq.add_chain(&mem, &[wr(0x40000, 44), wr(0x41000, 60)]);
-    assert!(process_rx(&mem, &mut queue, &mut backend).unwrap());
+    assert!(process_rx(&mem, &mut queue, &mut backend, &counters).unwrap());
     assert_eq!(tq.take_used(&mem), vec![(0, 104)]);
     let mut raw = [0u8; 44];
     mem.read_slice(&mut raw, GuestAddress(0x40000)).unwrap();
@@ -98,9 +102,29 @@ fn rx_packets_are_fitted_to_guest_buffers_and_wait_for_more() {
     // Two more buffers: the remaining 40 bytes, then the credit update.
     tq.add_chain(&mem, &[wr(0x42000, 4096)]);
     tq.add_chain(&mem, &[wr(0x43000, 4096)]);
-    assert!(process_rx(&mem, &mut queue, &mut backend).unwrap());
+    assert!(process_rx(&mem, &mut queue, &mut backend, &counters).unwrap());
     assert_eq!(tq.take_used(&mem), vec![(2, 84), (3, 44)]);
     mem.read_slice(&mut raw, GuestAddress(0x43000)).unwrap();
     assert_eq!(Header::from_bytes(&raw).op, op::CREDIT_UPDATE);
     assert!(!backend.has_rx());
+    let counts = counters.snapshot();
+    assert_eq!((counts.requests, counts.bytes_to_guest, counts.errors), (3, 100, 0));
+}
+
+#[test]
+fn responses_count_as_connections_both_ways() {
+    let mem = memory();
+    let mut tq = TestQueue::new(&mem, 0x10000, 16);
+    let mut queue = tq.queue();
+    let counters = DeviceCounters::default();
+    mem.write_slice(&hdr(op::RESPONSE, 0).to_bytes(), GuestAddress(0x40000)).unwrap();
+    tq.add_chain(&mem, &[rd(0x40000, 44)]);
+    let mut backend = Recorder::default();
+    process_tx(&mem, &mut queue, &mut backend, &counters).unwrap();
+    backend.queued.push_back(Packet { hdr: hdr(op::RESPONSE, 0), data: Vec::new() });
+    let mut rx_tq = TestQueue::new(&mem, 0x20000, 16);
+    let mut rx = rx_tq.queue();
+    rx_tq.add_chain(&mem, &[wr(0x50000, 4096)]);
+    process_rx(&mem, &mut rx, &mut backend, &counters).unwrap();
+    assert_eq!(counters.snapshot().connections, 2);
 }
