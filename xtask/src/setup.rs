@@ -32,6 +32,8 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("nftables", "aci-net: isolation and NAT rules (nft) and their tests"),
     ("iproute2", "aci-net tests: ip netns/link checks"),
     ("git", "gitRepo volumes (git clone) and their tests (git daemon)"),
+    ("libseccomp-dev", "the agent's container engine: seccomp (linked statically)"),
+    ("samba", "azureFile (CIFS) tests: a real smbd (aci_testkit::Smbd)"),
 ];
 
 fn installed(package: &str) -> bool {

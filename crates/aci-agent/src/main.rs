@@ -1,13 +1,16 @@
 //! # aci-agent — PID 1 inside an aci microVM
 //!
-//! The agent is the guest's init. It mounts the kernel filesystems (/proc, /sys, /dev,
-//! /dev/pts, /dev/shm, /run, cgroup2 with the cpu, memory, pids and io controllers enabled
-//! for children), sets the hostname from `aci.hostname=`, prints a ready line with its version and the guest's uptime on the console, and powers
-//! the VM off when asked: either by a `poweroff` line on the console or, for boot
-//! measurements, by `aci.poweroff=ready` on the kernel command line. When the VM has a
-//! vsock device it also serves the host protocol (`aci-proto`) on vsock port 1024: Hello
-//! (version check), Ping and Shutdown so far; the container runtime comes with the agent
-//! issue.
+//! The agent is the guest's init. It first moves `/` from the initramfs onto a tmpfs (so
+//! container runtimes can pivot_root; see `tmpfs_root`), then mounts the kernel filesystems
+//! (/proc, /sys, /dev, /dev/pts, /dev/shm, /run, cgroup2 with the cpu, memory, pids and io
+//! controllers enabled for children), seeds the random pool from the VM's virtio-rng when
+//! there is one (`sandbox::entropy`), sets the hostname from `aci.hostname=`, prints a ready
+//! line with its version and the guest's uptime on the console, and powers the VM off when
+//! asked: either by a `poweroff` line on the console or, for boot measurements, by
+//! `aci.poweroff=ready` on the kernel command line. When the VM has a vsock device it serves
+//! the host protocol (`aci-proto`) on vsock port 1024: sandbox set-up (`sandbox`: clock,
+//! network, DNS, storage mounts) and the containers. Before powering off it stops the
+//! containers, syncs, and unmounts the sandbox's storage newest first.
 //!
 //! It is built as a fully static binary (`cargo xtask guest`) and packed as `/init` of the
 //! guest initramfs.
@@ -18,6 +21,7 @@ mod power;
 mod probes;
 mod sandbox;
 mod session;
+mod tmpfs_root;
 mod vsock;
 
 use std::sync::Arc;
@@ -57,6 +61,12 @@ const READY_PREFIX: &str = "aci-agent ready";
 fn main() {
     let is_init = std::process::id() == 1;
     let mut controllers = Vec::new();
+    if is_init && tmpfs_root::root_is_initramfs() {
+        // Containers need a root mount with a parent (see tmpfs_root); not fatal without.
+        if let Err(err) = tmpfs_root::switch() {
+            eprintln!("aci-agent: {}", sandbox::error_chain(&err));
+        }
+    }
     if is_init {
         match mounts::mount_kernel_filesystems() {
             Ok(enabled) => controllers = enabled,
@@ -74,6 +84,9 @@ fn main() {
             eprintln!("aci-agent: setting the hostname to {hostname:?} failed: {err}");
         }
     }
+    if is_init {
+        println!("aci-agent: entropy: {}", sandbox::entropy::seed_at_boot());
+    }
     let uptime = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
@@ -85,13 +98,15 @@ fn main() {
     );
     let _ = io::stdout().flush();
 
-    start_vsock_service(is_init);
+    let agent = Arc::new(Agent::new(is_init));
+    containers::wire_probes(&agent);
+    start_vsock_service(is_init, Arc::clone(&agent));
     if cmdline.split_whitespace().any(|w| w == "aci.poweroff=ready") {
-        finish(is_init);
+        finish(is_init, &agent);
     }
     for line in io::stdin().lock().lines() {
         match line.as_deref().map(str::trim) {
-            Ok("poweroff") => finish(is_init),
+            Ok("poweroff") => finish(is_init, &agent),
             Ok("") => {}
             Ok(other) => println!("aci-agent: unknown command {other:?} (known: poweroff)"),
             Err(err) => {
@@ -101,7 +116,7 @@ fn main() {
         }
     }
     // The console closed: with nobody left to ask, stop the VM.
-    finish(is_init);
+    finish(is_init, &agent);
 }
 
 /// The value of `key=value` on the kernel command line.
@@ -111,15 +126,21 @@ fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
 
 /// Serves the host over vsock (when the VM has a vsock device) on a background thread;
 /// a `Shutdown` call powers the VM off.
-fn start_vsock_service(is_init: bool) {
-    let listener = match vsock::listen(aci_proto::AGENT_VSOCK_PORT) {
+///
+/// Not as PID 1, `ACI_AGENT_LISTEN_UNIX=<path>` serves on that Unix socket instead (the
+/// container engine's fast tests drive a real agent that way).
+fn start_vsock_service(is_init: bool, agent: Arc<Agent>) {
+    let listener = match std::env::var_os("ACI_AGENT_LISTEN_UNIX").filter(|_| !is_init) {
+        Some(path) => std::os::unix::net::UnixListener::bind(path).map(std::os::fd::OwnedFd::from),
+        None => vsock::listen(aci_proto::AGENT_VSOCK_PORT),
+    };
+    let listener = match listener {
         Ok(listener) => listener,
         Err(err) => {
             println!("aci-agent: no vsock service ({err})");
             return;
         }
     };
-    let agent = Arc::new(Agent::new(is_init));
     // One thread per connection: the host may hold several (calls, log follows, exec I/O).
     std::thread::spawn(move || loop {
         let stream = match vsock::accept(&listener) {
@@ -132,17 +153,19 @@ fn start_vsock_service(is_init: bool) {
         };
         let agent = Arc::clone(&agent);
         std::thread::spawn(move || match session::serve(stream, &agent) {
-            Ok(session::After::PowerOff) => {
-                agent.containers.stop_all();
-                finish(is_init)
-            }
+            Ok(session::After::PowerOff) => finish(is_init, &agent),
             Ok(session::After::Continue) => {}
             Err(err) => eprintln!("aci-agent: host connection failed: {err}"),
         });
     });
 }
 
-fn finish(is_init: bool) -> ! {
+/// Stops the containers, syncs and unmounts the sandbox's storage, and powers off.
+fn finish(is_init: bool, agent: &Agent) -> ! {
+    agent.containers.stop_all();
+    for line in agent.sandbox.release() {
+        println!("aci-agent: {line}");
+    }
     println!("aci-agent: powering off");
     let _ = io::stdout().flush();
     if is_init {

@@ -6,6 +6,7 @@
 //! - [`OciLayout`]: writes an OCI image layout (blobs, manifests, index) from bytes, and pushes
 //!   it with `skopeo copy`. [`TarLayer`] crafts layers, hostile ones included.
 //! - [`busybox_image`]: a busybox-static rootfs packed by `umoci` and pushed with `skopeo`.
+//! - [`Smbd`]: Samba's `smbd` serving one share from a temp dir (CIFS / azureFile tests).
 //!
 //! [`requirement`] is the one gate every test with a precondition (KVM, root, a tool, a
 //! service) goes through: when the precondition is missing the test prints why and returns
@@ -16,11 +17,13 @@
 
 mod layout;
 mod registry;
+mod smbd;
 mod tarlayer;
 mod umoci;
 
 pub use layout::{Descriptor, OciLayout, PlatformSpec};
 pub use registry::Registry;
+pub use smbd::Smbd;
 pub use tarlayer::{LayerBlob, TarLayer};
 pub use umoci::busybox_image;
 
