@@ -1,0 +1,79 @@
+//! Shared set-up of the runtime's KVM-tier tests: the gate, a loopback registry with the
+//! busybox test image, and a runtime over a fresh state directory with a fast back-off.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use aci_core::runtime::{BackoffPolicy, Runtime, SizingPolicy};
+use aci_testkit::{busybox_image, Registry};
+
+/// Tools the loopback registry and the test image need.
+pub const TOOLS: &[&str] = &["docker-registry", "skopeo", "umoci", "mkfs.erofs"];
+
+/// The KVM gate, then the tools gate.
+pub fn gate(test: &str) -> bool {
+    aci_testkit::requirement(test, aci_vmm::host::KvmHost::detect().unusable_reason())
+        && aci_testkit::require_tools(test, TOOLS)
+}
+
+/// A registry holding `busybox:1` (busybox-static; Entrypoint `/bin/sh`, User 1000:1000).
+pub fn registry() -> (Registry, String) {
+    let reg = Registry::start();
+    busybox_image(&reg, "busybox:1");
+    let image = format!("{}/busybox:1", reg.host());
+    (reg, image)
+}
+
+/// A runtime over `state` pulling from `reg`, with a 200 ms back-off base (nested
+/// virtualisation is slow; production uses 10 s).
+pub fn runtime(reg: &Registry, state: &Path) -> Runtime {
+    runtime_at(&reg.host(), state)
+}
+
+/// [`runtime`] for a registry given by its `host:port`.
+pub fn runtime_at(registry_host: &str, state: &Path) -> Runtime {
+    let guest = aci_testkit::guest_dir();
+    Runtime::builder()
+        .state_dir(state)
+        .guest_kernel(guest.join("vmlinux"))
+        .guest_initrd(guest.join("initramfs.cpio.gz"))
+        .insecure_registry(registry_host)
+        .backoff(BackoffPolicy {
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(2),
+            reset_after: Duration::from_secs(600),
+        })
+        .sizing(SizingPolicy { overhead_mib: 128, max_vcpus: 2 })
+        .stats_interval(Duration::from_millis(500))
+        .stop_grace(Duration::from_secs(2))
+        .build()
+        .expect("building the runtime")
+}
+
+/// A fresh state directory on a local filesystem (the workspace may be 9p in L1).
+pub fn state_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("aci-rt-{name}-")).tempdir_in(std::env::temp_dir()).unwrap()
+}
+
+/// How long a test waits for a state that needs a boot (nested TCG is ~10x slower).
+pub const BOOT_WAIT: Duration = Duration::from_secs(120);
+
+/// The guest console of `group`'s current deployment (for failure messages).
+pub fn console(rt: &Runtime, group: &str) -> String {
+    rt.get(group)
+        .ok()
+        .and_then(|s| s.console_log)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_else(|| "(no console log)".into())
+}
+
+/// Creates `group` or panics with the error and the guest console.
+pub async fn create(rt: &Runtime, group: aci_core::spec::ContainerGroup) -> aci_core::runtime::GroupStatus {
+    let name = group.name.clone();
+    match rt.create(group).await {
+        Ok(status) => status,
+        Err(err) => panic!("create {name}: {err:?}\nguest console:\n{}", console(rt, &name)),
+    }
+}
