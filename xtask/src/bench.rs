@@ -1,11 +1,17 @@
-//! `cargo xtask bench [boot|vmm|images|all]`: build the benchmark binaries and run them.
+//! `cargo xtask bench [boot|vmm|images|volumes|create|all]`: build the benchmark binaries and run them.
 //!
 //! - `boot` (aci's `benches/boot.rs`): guest boot time, aci-vmm against QEMU; needs real KVM,
 //!   so it runs through the L1 runner.
 //! - `vmm` (aci's `benches/vmm.rs`): boot phases, idle memory overhead, virtio-blk read and
 //!   vsock throughput, aci-vmm against QEMU in one table; through the L1 runner.
+//! - `volumes` (aci's `benches/volumes.rs`): a virtio-fs share's sequential write/read and
+//!   small-file creation in the guest against the same workload on the host directory;
+//!   through the L1 runner.
 //! - `images` (`crates/aci-core/benches/images.rs`): pull, unpack and disk build from a
 //!   loopback registry against `skopeo copy` + `umoci unpack`; runs on the host.
+//! - `create` (`crates/aci-core/benches/create.rs`): `Runtime::create` to the container
+//!   running with a cached image, by phase, against the same VM booted alone; through the L1
+//!   runner.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -17,12 +23,15 @@ use crate::{guest, l1, paths, setup};
 /// Runs the named benchmarks (default: all).
 pub fn run(args: &[String]) -> Result<ExitCode> {
     let which = args.first().map(String::as_str).unwrap_or("all");
-    let (boot, vmm, images) = match which {
-        "boot" => (true, false, false),
-        "vmm" => (false, true, false),
-        "images" => (false, false, true),
-        "all" => (true, true, true),
-        other => bail!("unknown benchmark {other:?}; known: boot, vmm, images, all"),
+    let create = matches!(which, "create" | "all");
+    let (boot, vmm, images, volumes) = match which {
+        "boot" => (true, false, false, false),
+        "vmm" => (false, true, false, false),
+        "images" => (false, false, true, false),
+        "volumes" => (false, false, false, true),
+        "create" => (false, false, false, false),
+        "all" => (true, true, true, true),
+        other => bail!("unknown benchmark {other:?}; known: boot, vmm, images, volumes, create, all"),
     };
     setup::ensure()?;
     let mut failed = false;
@@ -40,6 +49,18 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     if vmm {
         guest::build()?;
         let exe = build_bench("aci", "vmm")?;
+        let status = l1::run(&[exe.to_string_lossy().into_owned()], &l1::RunOptions::default())?;
+        failed |= status != 0;
+    }
+    if volumes {
+        guest::build()?;
+        let exe = build_bench("aci", "volumes")?;
+        let status = l1::run(&[exe.to_string_lossy().into_owned()], &l1::RunOptions::default())?;
+        failed |= status != 0;
+    }
+    if create {
+        guest::build()?;
+        let exe = build_bench("aci-core", "create")?;
         let status = l1::run(&[exe.to_string_lossy().into_owned()], &l1::RunOptions::default())?;
         failed |= status != 0;
     }

@@ -34,6 +34,7 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("git", "gitRepo volumes (git clone) and their tests (git daemon)"),
     ("libseccomp-dev", "the agent's container engine: seccomp (linked statically)"),
     ("samba", "azureFile (CIFS) tests: a real smbd (aci_testkit::Smbd)"),
+    ("smbclient", "azureFile tests: reading the share back from the host"),
 ];
 
 fn installed(package: &str) -> bool {

@@ -15,7 +15,8 @@
 //!   and tmpfs contents, the share, the hostname, `/etc/hosts`, `/etc/resolv.conf`, the clock;
 //!   its writes reach the ext4 image and the smbd share.
 //!
-//! There is no virtio-fs device in the VMM yet: only the guest side's error is checked.
+//! Mounting a real virtio-fs share is covered by `kvm_virtiofs.rs` and `kvm_runtime_volumes.rs`;
+//! here only the error for a tag no device has is checked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,6 +1,6 @@
 //! Host tier: the runtime's checks and failures that need no VM: builder errors, one
 //! runtime per state directory, invalid specs, and deployments that fail before boot (an
-//! unreachable registry, volumes not wired yet) against a real loopback registry, with
+//! unreachable registry, a volume that cannot be prepared) against a real loopback registry, with
 //! their state, reason, events and meter recorded and kept on disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -94,7 +94,7 @@ async fn an_unreachable_registry_fails_the_pull_step_and_is_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_with_volumes_is_refused_until_volumes_are_wired() {
+async fn a_volume_that_cannot_be_prepared_fails_the_volumes_step() {
     if !aci_testkit::require_tools("volumes_refused", &["docker-registry", "skopeo", "umoci", "mkfs.erofs"]) {
         return;
     }
@@ -109,7 +109,7 @@ async fn a_group_with_volumes_is_refused_until_volumes_are_wired() {
                 .cpu(1.0)
                 .memory_gb(1.0),
         )
-        .volume(Volume::empty_dir("scratch"))
+        .volume(Volume::host_path("scratch", dir.path().join("missing").to_str().unwrap()))
         .build()
         .unwrap();
     let err = rt.create(group).await.unwrap_err();
@@ -117,4 +117,5 @@ async fn a_group_with_volumes_is_refused_until_volumes_are_wired() {
     let s = rt.get("with-volume").unwrap();
     assert!(s.container("app").unwrap().has_event(EventName::Pulled));
     assert!(s.reason.as_deref().unwrap().contains("scratch"), "{:?}", s.reason);
+    assert!(!dir.path().join("volumes").join("with-volume.1").exists());
 }

@@ -234,6 +234,7 @@ fn device_meters(devices: &[Box<dyn VirtioDevice>]) -> Vec<DeviceMeter> {
             device_type::BLOCK => DeviceKind::Block,
             device_type::NET => DeviceKind::Net,
             device_type::VSOCK => DeviceKind::Vsock,
+            device_type::FS => DeviceKind::Fs,
             _ => DeviceKind::Rng,
         };
         let index = seen.iter().filter(|k| **k == kind).count();

@@ -73,6 +73,9 @@ pub struct VmConfig {
     pub vsock: Option<VsockConfig>,
     /// A virtio-rng device fed by the host's getrandom (the guest's `/dev/hwrng`).
     pub rng: bool,
+    /// Host directories shared with the guest over virtio-fs, one device each, in order
+    /// (the guest mounts each by its tag: `mount -t virtiofs <tag> <dir>`).
+    pub shares: Vec<ShareConfig>,
 }
 
 /// Where a network device's tap comes from.
@@ -115,6 +118,22 @@ pub struct VsockConfig {
     pub uds_path: PathBuf,
 }
 
+/// One host directory shared with the guest over virtio-fs.
+///
+/// The directory is the root of what the guest sees: `..` at the top and absolute symlinks
+/// resolve inside the guest, never on the host. Files the guest creates belong to the guest
+/// caller's uid/gid on the host (no id mapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareConfig {
+    /// The name the guest mounts it by: 1 to 36 bytes, no NUL.
+    pub tag: String,
+    /// The host directory.
+    pub path: PathBuf,
+    /// Refuse every change (writes, creation, removal, attribute changes) with `EROFS`,
+    /// whatever the guest's mount options say.
+    pub read_only: bool,
+}
+
 /// The largest vCPU count the MP table layout supports.
 pub const MAX_VCPUS: u8 = 32;
 
@@ -134,6 +153,7 @@ impl VmConfig {
             nets: Vec::new(),
             vsock: None,
             rng: false,
+            shares: Vec::new(),
         }
     }
 

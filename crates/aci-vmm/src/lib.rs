@@ -3,9 +3,9 @@
 //! aci runs each container group in its own microVM, inside the user's process. This crate
 //! is that VMM, built on the rust-vmm crates (kvm-ioctls, vm-memory, linux-loader,
 //! vm-superio, virtio-queue): vCPUs, direct 64-bit kernel boot, legacy devices, reset
-//! handling, and virtio-mmio devices: virtio-blk over host files, virtio-net over a tap and
-//! virtio-vsock with a Firecracker-compatible host side of Unix sockets ([`virtio`],
-//! `docs/devices.md`).
+//! handling, and virtio-mmio devices: virtio-blk over host files, virtio-net over a tap,
+//! virtio-vsock with a Firecracker-compatible host side of Unix sockets and virtio-fs host
+//! directory shares ([`virtio`], `docs/devices.md`).
 //!
 //! [`VmConfig`] is plain data; [`Vm::build`] turns it into a running [`Vm`] by the named
 //! steps listed in [`builder`]; [`Vm::wait`] returns how the guest ended and [`Vm::stop`]
@@ -48,7 +48,8 @@ pub mod vm_setup;
 
 pub use builder::BuildError;
 pub use config::{
-    DiskConfig, NetConfig, SerialInput, SerialOutput, TapSource, VmConfig, VsockConfig, DEFAULT_CMDLINE,
+    DiskConfig, NetConfig, SerialInput, SerialOutput, ShareConfig, TapSource, VmConfig, VsockConfig,
+    DEFAULT_CMDLINE,
 };
 pub use exit::{ExitReason, ExitStats};
 pub use loader::KernelFormat;

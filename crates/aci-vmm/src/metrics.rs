@@ -73,6 +73,7 @@ impl DeviceCounters {
 /// | net | frame bytes received (rx) | frame bytes sent (tx) | frames | — |
 /// | vsock | stream bytes host → guest (rx) | stream bytes guest → host (tx) | packets | established |
 /// | rng | random bytes served | — | requests | — |
+/// | fs | FUSE reply bytes (file data read, attributes, …) | FUSE request bytes (file data written, names, …) | FUSE requests | — |
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeviceCounts {
     /// Requests, frames or packets completed.
@@ -98,13 +99,16 @@ pub enum DeviceKind {
     Vsock,
     /// virtio-rng.
     Rng,
+    /// virtio-fs (a host directory share).
+    Fs,
 }
 
 /// One device's name and counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceStats {
     /// The name the guest knows it by: `vda`, `vdb`, … for disks, `eth0`, … for network
-    /// devices, `vsock`, `rng`.
+    /// devices, `vsock`, `rng`, `fs0`, `fs1`, … for virtio-fs shares (in `VmConfig::shares`
+    /// order).
     pub name: String,
     /// Its kind.
     pub kind: DeviceKind,
@@ -153,6 +157,7 @@ pub fn device_name(kind: DeviceKind, index: usize) -> String {
         DeviceKind::Net => format!("eth{index}"),
         DeviceKind::Vsock => "vsock".to_string(),
         DeviceKind::Rng => "rng".to_string(),
+        DeviceKind::Fs => format!("fs{index}"),
     }
 }
 

@@ -64,16 +64,12 @@ impl Runtime {
         let store = RecordStore::open(&config.state_dir)?;
         let records = store.load_all()?;
         let nets = match &config.network {
-            Some(settings) => Some(
-                aci_net::NetworkManager::open(settings.manager.clone())
-                    .map_err(|e| RuntimeError::Config(format!("cannot open the network manager: {e}")))?,
-            ),
+            Some(settings) => Some(super::network::HostNet::open(settings)?),
             None => None,
         };
         let shared = Arc::new(Shared {
             config,
             nets,
-            nets_recovered: tokio::sync::OnceCell::new(),
             images,
             store,
             events: broadcast::channel(1024).0,
@@ -88,6 +84,7 @@ impl Runtime {
             let spec = record.spec.clone();
             groups.insert(record.name.clone(), Arc::new(GroupCtx::new(shared.clone(), record, spec)));
         }
+        super::network::recover_at_open(&shared);
         Ok(Self { shared, groups: Arc::new(Mutex::new(groups)), _lock: Arc::new(lock_file) })
     }
 
@@ -99,6 +96,12 @@ impl Runtime {
     /// The image store the runtime pulls into.
     pub fn images(&self) -> &ImageStore {
         &self.shared.images
+    }
+
+    /// Where the runtime's DNS server answers the host for name labels
+    /// ([`super::NetworkSettings::dns_address`]), once a group has been attached.
+    pub fn dns_address(&self) -> Option<std::net::SocketAddr> {
+        self.shared.nets.as_ref()?.dns_address()
     }
 
     fn group(&self, name: &str) -> Result<Arc<GroupCtx>, RuntimeError> {
@@ -147,6 +150,7 @@ impl Runtime {
                         console_log: None,
                         network: None,
                         ip: None,
+                        fqdn: None,
                         published: Vec::new(),
                         deploy_phases: Vec::new(),
                     };
@@ -339,6 +343,7 @@ fn orphaned(record: &mut GroupStatus, shared: &Shared) {
     for c in record.containers.iter_mut().filter(|c| c.state() != "Terminated") {
         c.current_state.state = Some("Terminated".into());
         c.current_state.detail_status = Some("Unknown".into());
+        c.ready = false;
     }
     if let Some(u) = record.usage.last_mut() {
         u.meter.stop(last_seen);

@@ -9,6 +9,7 @@ use super::error::RuntimeError;
 use super::network::NetworkSettings;
 use super::restart::BackoffPolicy;
 use super::sizing::SizingPolicy;
+use super::volumes::VolumeSettings;
 use crate::images::{ImageStoreConfig, PullPolicy};
 
 /// The environment variable naming the directory with the guest kernel (`vmlinux`) and
@@ -46,6 +47,8 @@ pub struct RuntimeConfig {
     pub stop_grace: Duration,
     /// Host networking (off by default: groups have loopback only).
     pub network: Option<NetworkSettings>,
+    /// Volume drivers' settings (`azureFile` servers, the `git` program).
+    pub volumes: VolumeSettings,
 }
 
 /// Builds a [`Runtime`].
@@ -81,6 +84,7 @@ pub struct RuntimeBuilder {
     stats_interval: Option<Duration>,
     stop_grace: Option<Duration>,
     network: Option<NetworkSettings>,
+    volumes: VolumeSettings,
 }
 
 impl RuntimeBuilder {
@@ -178,6 +182,24 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Serves `azureFile` shares of `storage_account` from `server` (an address, or a name
+    /// resolved on the host) instead of `<account>.file.core.windows.net`: your own SMB
+    /// server, or a local Samba in tests.
+    pub fn azure_file_server(
+        mut self,
+        storage_account: impl Into<String>,
+        server: impl Into<String>,
+    ) -> Self {
+        self.volumes.azure_file_servers.insert(storage_account.into(), server.into());
+        self
+    }
+
+    /// The `git` program `gitRepo` volumes are cloned with (default `git` on `PATH`).
+    pub fn git_program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.volumes.git_program = program.into();
+        self
+    }
+
     /// The configuration this builder describes (paths are checked by [`Self::build`]).
     pub fn config(&self) -> Result<RuntimeConfig, RuntimeError> {
         let state_dir =
@@ -218,6 +240,7 @@ impl RuntimeBuilder {
             stats_interval: self.stats_interval.unwrap_or(Duration::from_secs(2)),
             stop_grace: self.stop_grace.unwrap_or(Duration::from_secs(10)),
             network: self.network.clone(),
+            volumes: self.volumes.clone(),
         })
     }
 

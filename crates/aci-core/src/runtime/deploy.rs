@@ -1,11 +1,12 @@
 //! The bring-up of one deployment, step by named step (see `docs/runtime.md`):
 //!
 //! ```text
-//! validate ─► pull images (meter starts) ─► resolve containers ─► size the VM ─► volumes*
+//! validate ─► pull images (meter starts) ─► resolve containers ─► size the VM ─► volumes
 //!   ─► network ─► boot ─► agent hello ─► subscribe events ─► configure sandbox
-//!   ─► mount images ─► init containers (in order, each to completion) ─► start containers
+//!   ─► mount images ─► mount volumes ─► init containers (in order, each to completion)
+//!   ─► start containers
 //! ```
-//! (* volumes are a seam for later work: a group with volumes is refused.) Networking is
+//! Volumes are `volumes.rs` (host side before boot, guest mounts after the images). Networking is
 //! `network.rs`: with a runtime built `.networking(..)` the group gets an address, a tap and
 //! its published ports; without, loopback only and a warning event for `ipAddress`.
 
@@ -26,9 +27,11 @@ use super::group::{lock, GroupCtx};
 use super::guest::{AgentHandle, GuestMsg, StreamGuard, VmHandle};
 use super::kept_logs;
 use super::network;
+use super::probes;
 use super::resolve::{container_config, limits, ContainerInput};
 use super::sizing::{size_vm, VmSize};
 use super::status::PhaseTiming;
+use super::volumes::GroupVolumes;
 use crate::images::{ImageDisk, RegistryCredential};
 use crate::spec::{ContainerGroup, ContainerState};
 
@@ -43,6 +46,8 @@ pub(crate) struct Deployed {
     pub published: Option<aci_net::PublishedPorts>,
     pub guest_rx: UnboundedReceiver<GuestMsg>,
     pub apps: Vec<String>,
+    /// The volumes; their host side is undone once the VM is gone (or on drop).
+    pub volumes: GroupVolumes,
 }
 
 /// A failed step and what the deployment had built so far (dropping it releases the VM).
@@ -69,25 +74,30 @@ pub(crate) async fn deploy(ctx: &GroupCtx, spec: &ContainerGroup, number: u32) -
     let config = &ctx.shared.config;
     let mut phases = Phases::new(ctx);
     spec.validate().map_err(at(Step::Validate))?;
+    let probe_sets = probes::agent_probes(spec).map_err(at(Step::Validate))?;
 
     start_meter(ctx, spec, number);
     let images = pull_images(ctx, spec).await?;
     phases.done(Step::PullImages);
-    let (inits, apps) = resolve_containers(spec, &images).map_err(at(Step::ResolveContainers))?;
+    let (mut inits, mut apps) = resolve_containers(spec, &images).map_err(at(Step::ResolveContainers))?;
     let size = size_vm(spec, &config.sizing).map_err(at(Step::SizeVm))?;
-    volumes(spec).map_err(at(Step::Volumes))?;
+    let mut volumes =
+        GroupVolumes::prepare(config, &ctx.name, number, spec).await.map_err(at(Step::Volumes))?;
+    volumes.attach(&mut inits);
+    volumes.attach(&mut apps);
     let net = network::attach(ctx, spec).await.map_err(at(Step::Network))?;
     phases.done(Step::Network);
 
     let (tx, mut guest_rx) = mpsc::unbounded_channel();
     let uds = socket_path(ctx, number).map_err(at(Step::Boot))?;
     let mut vm_config = vm_config(ctx, number, &size, &images, &uds).map_err(at(Step::Boot))?;
+    vm_config.shares.extend(volumes.shares());
     let (interfaces, dns, published) = match net {
         Some(n) => {
             vm_config.nets.push(n.nic);
             (vec![n.interface], n.dns, n.published)
         }
-        None => (Vec::new(), Default::default(), None),
+        None => (Vec::new(), network::loopback_dns(spec), None),
     };
     let vm = tokio::task::spawn_blocking({
         let tx = tx.clone();
@@ -108,7 +118,7 @@ pub(crate) async fn deploy(ctx: &GroupCtx, spec: &ContainerGroup, number: u32) -
         clock_unix_ms: now_ms(),
         interfaces,
         dns,
-        hosts: Vec::new(),
+        hosts: volumes.hosts().await,
     };
     agent.call_done(Call::ConfigureSandbox(sandbox)).await.map_err(at(Step::ConfigureSandbox))?;
     for image in &images {
@@ -121,6 +131,8 @@ pub(crate) async fn deploy(ctx: &GroupCtx, spec: &ContainerGroup, number: u32) -
         agent.call_done(Call::MountStorage(mount)).await.map_err(at(Step::MountImages))?;
     }
     phases.done(Step::MountImages);
+    let apps = volumes.mount_all(ctx, &agent, &inits, apps).await.map_err(at(Step::MountVolumes))?;
+    phases.done(Step::MountVolumes);
 
     for init in inits {
         run_init(ctx, &agent, &mut guest_rx, init).await?;
@@ -129,10 +141,11 @@ pub(crate) async fn deploy(ctx: &GroupCtx, spec: &ContainerGroup, number: u32) -
     let mut names = Vec::new();
     for app in apps {
         names.push(app.name.clone());
+        probes::send(&agent, &probe_sets, &app.name).await.map_err(at(Step::StartContainers))?;
         create_and_start(ctx, &agent, app).await.map_err(at(Step::StartContainers))?;
     }
     phases.done(Step::StartContainers);
-    Ok(Deployed { vm, agent, _events: events, published, guest_rx, apps: names })
+    Ok(Deployed { vm, agent, _events: events, published, guest_rx, apps: names, volumes })
 }
 
 /// Records how long each phase of the deployment took, in the group's status.
@@ -293,18 +306,6 @@ fn resolve_containers(
 
 fn mount_point(id: &str) -> String {
     format!("{IMAGE_MOUNT_ROOT}/{id}")
-}
-
-/// Seam for volumes (`aci_storage::volumes`): not wired yet, so a group with volumes is
-/// refused rather than run without them.
-fn volumes(spec: &ContainerGroup) -> Result<(), StepError> {
-    match spec.properties.volumes.first() {
-        None => Ok(()),
-        Some(v) => Err(StepError::Unsupported(format!(
-            "volume {:?}: volumes are not wired into the runtime yet",
-            v.name
-        ))),
-    }
 }
 
 /// The vsock socket of deployment `number` (short: Unix socket paths are limited).

@@ -109,6 +109,19 @@ pub enum RuntimeError {
         /// How long.
         waited: std::time::Duration,
     },
+    /// [`super::Runtime::wait_ready`] timed out.
+    #[error(
+        "container group {group:?} was not ready within {waited:?}; not ready: {}",
+        containers.join(", ")
+    )]
+    NotReady {
+        /// The group.
+        group: String,
+        /// The containers that were not ready.
+        containers: Vec<String>,
+        /// How long.
+        waited: std::time::Duration,
+    },
 }
 
 /// A call to an agent failed: connecting, or the call itself.
@@ -139,9 +152,9 @@ pub enum Step {
     ResolveContainers,
     /// Size the VM from the requests.
     SizeVm,
-    /// Volumes (not wired yet).
+    /// Prepare the volumes on the host and resolve the containers' `volumeMounts`.
     Volumes,
-    /// Networking (not wired yet).
+    /// Attach to the network, register the DNS name label, publish the ports.
     Network,
     /// Build and boot the VM.
     Boot,
@@ -153,6 +166,8 @@ pub enum Step {
     ConfigureSandbox,
     /// Mount each image disk.
     MountImages,
+    /// Mount each volume in the guest.
+    MountVolumes,
     /// Run the init containers in order.
     InitContainers,
     /// Create and start the containers.
@@ -173,6 +188,7 @@ impl fmt::Display for Step {
             Self::SubscribeEvents => "subscribe to container events",
             Self::ConfigureSandbox => "configure the sandbox",
             Self::MountImages => "mount images",
+            Self::MountVolumes => "mount volumes",
             Self::InitContainers => "init containers",
             Self::StartContainers => "start containers",
         })
@@ -212,9 +228,21 @@ pub enum StepError {
     /// The spec uses something the runtime does not provide yet.
     #[error("{0}")]
     Unsupported(String),
+    /// A container's probe cannot be run (e.g. `httpGet` with `scheme: https`).
+    #[error(transparent)]
+    Probe(#[from] super::probes::ProbeSpecError),
+    /// A volume could not be prepared or mounted, or a `volumeMounts` entry is wrong.
+    #[error(transparent)]
+    Volume(#[from] super::volumes::VolumeStepError),
     /// The group could not be attached to its network or its ports published.
     #[error("networking")]
     Network(#[source] Box<aci_net::ManagerError>),
+    /// `ipAddress.dnsNameLabel` is invalid or held by another group.
+    #[error("ipAddress.dnsNameLabel")]
+    DnsLabel(#[source] aci_net::dns::LabelError),
+    /// The runtime's DNS server could not be started.
+    #[error("starting the DNS server")]
+    DnsServer(#[source] aci_net::dns::DnsServerError),
     /// The VM could not be built.
     #[error("building the VM")]
     Boot(#[source] super::guest::BootError),

@@ -26,6 +26,8 @@ pub enum EventName {
     Failed,
     /// The group stopped (its VM was released).
     Stopped,
+    /// A liveness or readiness probe attempt failed (see `docs/probes.md`).
+    Unhealthy,
 }
 
 impl EventName {
@@ -40,6 +42,7 @@ impl EventName {
             Self::BackOff => "BackOff",
             Self::Failed => "Failed",
             Self::Stopped => "Stopped",
+            Self::Unhealthy => "Unhealthy",
         }
     }
 }

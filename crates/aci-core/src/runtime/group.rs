@@ -21,9 +21,7 @@ use crate::spec::ContainerGroup;
 pub(crate) struct Shared {
     pub config: RuntimeConfig,
     /// Host networking, when the runtime was built with it.
-    pub nets: Option<aci_net::NetworkManager>,
-    /// Orphans of an earlier process are cleaned up once, before the first attach.
-    pub nets_recovered: tokio::sync::OnceCell<()>,
+    pub nets: Option<super::network::HostNet>,
     pub images: ImageStore,
     pub store: RecordStore,
     pub events: broadcast::Sender<RuntimeEvent>,
@@ -33,16 +31,10 @@ pub(crate) struct Shared {
 impl Shared {
     /// The network manager and settings, when networking is on; recovers orphaned taps,
     /// leases and namespaces of an earlier process first (once).
-    pub async fn network(&self) -> Option<(&aci_net::NetworkManager, &super::network::NetworkSettings)> {
+    pub async fn network(&self) -> Option<(&super::network::HostNet, &super::network::NetworkSettings)> {
         let nets = self.nets.as_ref()?;
         let settings = self.config.network.as_ref()?;
-        self.nets_recovered
-            .get_or_init(|| async {
-                if let Err(err) = nets.recover(&[]).await {
-                    tracing::warn!(error = %err, "recovering networks left by an earlier process failed");
-                }
-            })
-            .await;
+        nets.ready(settings).await;
         Some((nets, settings))
     }
 }

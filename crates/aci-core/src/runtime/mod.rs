@@ -23,17 +23,21 @@
 //!   meter, [`PriceTable`], [`UsageRecord`].
 //! - `logs.rs` — [`Runtime::logs`]; `kept_logs.rs` — logs kept after a deployment ends;
 //!   `exec.rs` — [`Runtime::exec`].
+//! - `probes.rs` — liveness/readiness: `SetProbes`, `Unhealthy` events, `ready` flags,
+//!   liveness restarts, [`Runtime::wait_ready`] (`docs/probes.md`).
 //!
 //! - `network.rs` — the group's address, tap and published ports (opt-in:
-//!   [`RuntimeBuilder::networking`]).
+//!   [`RuntimeBuilder::networking`]); `dns_labels.rs` — `dnsNameLabel` → FQDN.
 //!
-//! Not wired yet (a seam in `deploy.rs`): volumes (a group with volumes is refused).
+//! - `volumes.rs` — the group's volumes: host side by `aci_storage`'s driver registry,
+//!   guest mounts, virtio-fs shares, containers' bind mounts ([`VolumeSettings`]).
 
 mod accounting;
 mod api;
 mod builder;
 mod clock;
 mod deploy;
+mod dns_labels;
 mod error;
 mod events;
 mod exec;
@@ -42,12 +46,15 @@ mod guest;
 mod kept_logs;
 mod logs;
 mod network;
+mod probes;
+mod ready_ports;
 mod resolve;
 mod restart;
 mod sizing;
 mod state;
 mod status;
 mod supervisor;
+mod volumes;
 
 pub use accounting::{Charge, MeasuredUsage, Meter, PriceTable, UsageRecord};
 pub use api::Runtime;
@@ -59,8 +66,10 @@ pub use events::{EventKind, EventName, RuntimeEvent};
 pub use exec::{ExecOutput, ExecRequest};
 pub use guest::BootError;
 pub use logs::{LogLine, LogOptions, LogStreamHandle};
-pub use network::NetworkSettings;
+pub use network::{NetworkSettings, DEFAULT_DNS_ZONE};
+pub use probes::ProbeSpecError;
 pub use resolve::{ContainerInput, ResolveError, DEFAULT_PATH};
 pub use restart::{should_restart, BackoffPolicy};
 pub use sizing::{size_vm, SizingError, SizingPolicy, VmSize, DEFAULT_OVERHEAD_MIB};
 pub use status::{ContainerStatus, GroupState, GroupStatus, PhaseTiming};
+pub use volumes::{VolumeSettings, VolumeStepError, VOLUME_MOUNT_FAILED, VOLUME_MOUNT_ROOT};

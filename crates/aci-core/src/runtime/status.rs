@@ -55,6 +55,9 @@ pub struct ContainerStatus {
     pub previous_state: Option<ContainerState>,
     /// Its events.
     pub events: Vec<Event>,
+    /// Running and passing its readiness probe (without one: running); see `probes.rs`.
+    #[serde(default)]
+    pub ready: bool,
 }
 
 impl ContainerStatus {
@@ -71,6 +74,7 @@ impl ContainerStatus {
             },
             previous_state: None,
             events: Vec::new(),
+            ready: false,
         }
     }
 
@@ -123,6 +127,9 @@ pub struct GroupStatus {
     /// The group's IP address on its network (the last one, once released).
     #[serde(default)]
     pub ip: Option<String>,
+    /// The FQDN of its `dnsNameLabel` (the last one, once released).
+    #[serde(default)]
+    pub fqdn: Option<String>,
     /// Host addresses its ports are published at, while they are.
     #[serde(default)]
     pub published: Vec<String>,
@@ -173,16 +180,23 @@ impl GroupStatus {
             }
             .to_string(),
         );
-        p.instance_view =
-            Some(GroupInstanceView { state: Some(self.state.as_str().into()), events: self.events.clone() });
+        p.instance_view = Some(GroupInstanceView {
+            state: Some(self.state.as_str().into()),
+            events: self.events.clone(),
+            ready: Some(self.is_ready()),
+        });
         let view = |c: &ContainerStatus| ContainerInstanceView {
             restart_count: Some(c.restart_count),
             current_state: Some(c.current_state.clone()),
             previous_state: c.previous_state.clone(),
             events: c.events.clone(),
+            ready: (!c.init).then(|| c.is_ready()),
         };
         if let (Some(ip), Some(spec_ip)) = (&self.ip, p.ip_address.as_mut()) {
             spec_ip.ip = Some(ip.clone());
+        }
+        if let (Some(fqdn), Some(spec_ip)) = (&self.fqdn, p.ip_address.as_mut()) {
+            spec_ip.fqdn = Some(fqdn.clone());
         }
         for c in &mut p.containers {
             c.properties.instance_view = self.container(&c.name).map(view);

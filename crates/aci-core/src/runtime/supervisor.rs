@@ -20,6 +20,7 @@ use super::group::{lock, Command, GroupCtx};
 use super::guest::GuestMsg;
 use super::kept_logs;
 use super::network;
+use super::probes::{Decision, ProbeTracker};
 use super::restart::{should_restart, terminal_state};
 use super::status::GroupState;
 use crate::spec::{ContainerGroup, ContainerState, RestartPolicy};
@@ -69,9 +70,11 @@ pub(crate) async fn supervise(
             return;
         }
     };
+    // Built first: it sets the containers' ready flags, which `create`'s status shows.
+    let supervisor = Supervisor::new(ctx.clone(), &spec, deployed);
     ctx.update(|s| s.state = GroupState::Running);
     let _ = ready.send(Ok(()));
-    Supervisor::new(ctx, &spec, deployed).run(commands).await;
+    supervisor.run(commands).await;
 }
 
 /// Waits for a `Stop` (answering other commands with "not running yet"); `None` when every
@@ -117,6 +120,8 @@ struct Run {
     kill_at: Option<Instant>,
     /// Restart right after the exit (in-place restart asked).
     restart_in_place: bool,
+    /// Stopped for a failed liveness probe: restarted with back-off whatever its exit code.
+    liveness_kill: bool,
     /// Ended for good, with this exit code.
     finished: Option<i32>,
 }
@@ -126,6 +131,8 @@ struct Supervisor {
     policy: RestartPolicy,
     deployed: Deployed,
     runs: BTreeMap<String, Run>,
+    /// Probe reports, ready flags (`probes.rs`).
+    probes: ProbeTracker,
 }
 
 /// Why the watch loop ended.
@@ -143,7 +150,11 @@ impl Supervisor {
             .iter()
             .map(|n| (n.clone(), Run { running: true, started: Some(now), ..Default::default() }))
             .collect();
-        Self { ctx, policy: spec.properties.restart_policy, deployed, runs }
+        let mut probes = ProbeTracker::new(spec);
+        for name in &deployed.apps {
+            probes.started(&ctx, name);
+        }
+        Self { ctx, policy: spec.properties.restart_policy, deployed, runs, probes }
     }
 
     async fn run(mut self, mut commands: UnboundedReceiver<Command>) {
@@ -160,6 +171,7 @@ impl Supervisor {
                             break End::Terminal(state);
                         }
                     }
+                    Some(GuestMsg::Agent(AgentEvent::Probe(report))) => self.on_probe(&report).await,
                     Some(GuestMsg::Agent(_)) => {}
                     Some(GuestMsg::EventsClosed(why)) => break End::VmLost(why),
                     Some(GuestMsg::VmEnded(exit)) => break End::VmLost(format!("the VM ended ({:?})", exit.reason)),
@@ -184,6 +196,7 @@ impl Supervisor {
                 }
                 _ = stats.tick() => self.poll_stats().await,
             }
+            super::ready_ports::follow(&self.ctx, &mut self.deployed.published).await;
         };
         self.end(end).await;
     }
@@ -197,6 +210,8 @@ impl Supervisor {
         };
         run.running = false;
         run.kill_at = None;
+        let liveness_kill = std::mem::take(&mut run.liveness_kill);
+        self.probes.ended(&self.ctx, name);
         let ran = run.started.map(|s| s.elapsed()).unwrap_or_default();
         let ended = self.ctx.update(|s| {
             let c = s.container_mut(name)?;
@@ -207,7 +222,7 @@ impl Supervisor {
         if run.restart_in_place {
             run.restart_in_place = false;
             self.restart_now(name, ended).await;
-        } else if should_restart(policy, status.code) {
+        } else if should_restart(policy, status.code) || liveness_kill {
             run.backoffs = backoff.next_count(run.backoffs, ran);
             let delay = backoff.delay(run.backoffs);
             run.backoffs += 1;
@@ -246,6 +261,7 @@ impl Supervisor {
                 Ok(()) => {
                     run.running = true;
                     run.started = Some(Instant::now());
+                    self.probes.started(&self.ctx, name);
                 }
                 // The start failed (event recorded): count it as a failed run.
                 Err(_) => {
@@ -258,6 +274,23 @@ impl Supervisor {
                     }
                 }
             }
+        }
+    }
+
+    /// A probe report: events and ready flags (`probes.rs`); a failed liveness verdict stops
+    /// the container (SIGTERM, SIGKILL after `stop_grace`) for a restart with back-off.
+    async fn on_probe(&mut self, report: &aci_proto::probe::ProbeReport) {
+        let name = report.container.clone();
+        let live = self.runs.get(&name).is_some_and(|r| r.running && !r.liveness_kill && !r.restart_in_place);
+        if self.probes.report(&self.ctx, self.policy, live, report) != Decision::Restart {
+            return;
+        }
+        if let Some(run) = self.runs.get_mut(&name) {
+            run.liveness_kill = true;
+            run.kill_at = Some(Instant::now() + self.ctx.shared.config.stop_grace);
+        }
+        if let Err(err) = self.deployed.agent.call(Call::Signal { name: name.clone(), signal: 15 }).await {
+            tracing::warn!(group = %self.ctx.name, container = %name, "SIGTERM failed: {err}");
         }
     }
 
@@ -351,13 +384,18 @@ impl Supervisor {
                 (GroupState::Stopped, None, reply)
             }
             End::Terminal(state) => {
-                let failed: Vec<String> = self
+                let mut failed: Vec<String> = self
                     .runs
                     .iter()
                     .filter_map(|(n, r)| {
                         r.finished.filter(|c| *c != 0).map(|c| format!("{n:?} exited with code {c}"))
                     })
                     .collect();
+                let unmounted = self.deployed.volumes.not_started();
+                failed.extend(
+                    unmounted.iter().map(|n| format!("{n:?} was not started: a volume failed to mount")),
+                );
+                let state = if unmounted.is_empty() { state } else { GroupState::Failed };
                 (state, (!failed.is_empty()).then(|| failed.join(", ")), None)
             }
             End::VmLost(why) => {
@@ -371,6 +409,7 @@ impl Supervisor {
             kept_logs::save(&self.ctx, &self.deployed.agent, &names).await;
         }
         self.power_off().await;
+        self.deployed.volumes.release();
         // Published ports close first (their proxy tasks are aborted), then the tap and lease.
         drop(self.deployed.published.take());
         tokio::task::yield_now().await;
@@ -380,6 +419,7 @@ impl Supervisor {
                 c.current_state.state = Some("Terminated".into());
                 c.current_state.finish_time = Some(super::clock::rfc3339_ms(now_ms()));
                 c.current_state.detail_status = Some("Stopped".into());
+                c.ready = false;
             }
         });
         if state == GroupState::Stopped {

@@ -15,6 +15,10 @@ pub struct GroupInstanceView {
     /// Group-level events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
+    /// **aci extension**: the group is ready (every container that runs or will run again
+    /// is running and passes its readiness probe; see `docs/probes.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
 }
 
 /// `instanceView` of a container.
@@ -33,6 +37,10 @@ pub struct ContainerInstanceView {
     /// Container events (Pulling, Pulled, Created, Started, Killing, BackOff, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
+    /// **aci extension**: the container runs and passes its readiness probe (without one:
+    /// it runs). Absent for init containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
 }
 
 /// A container state: `Waiting`, `Running` or `Terminated`, with its times and exit code.

@@ -49,7 +49,9 @@ pub use group::{
 pub use instance_view::{ContainerInstanceView, ContainerState, Event, GroupInstanceView};
 pub use load::{EncodeError, Format, LoadError, LoadOptions};
 pub use network::{DnsConfig, DnsNameLabelScope, IpAddress, IpAddressType, Port, Protocol, SubnetId};
-pub use probe::{ExecAction, HttpGetAction, HttpHeader, Probe, ProbeTiming, Scheme, TcpSocketAction};
+pub use probe::{
+    ExecAction, HttpGetAction, HttpHeader, Probe, ProbeConversionError, ProbeTiming, Scheme, TcpSocketAction,
+};
 pub use secret::Secret;
 pub use serde_util::UnknownVariant;
 pub use validate::{Limits, ValidationErrors, Violation, ACI_RESERVED_PORTS};

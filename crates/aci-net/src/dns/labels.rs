@@ -47,6 +47,9 @@ pub enum LabelError {
     /// The label is not a valid DNS label.
     #[error("invalid DNS name label {0:?} (1-50 of a-z, 0-9, '-', not starting or ending with '-')")]
     Invalid(String),
+    /// The region is not a valid DNS label.
+    #[error("invalid region {0:?} for a DNS name (letters, digits and '-')")]
+    Region(String),
     /// The FQDN is held by another group.
     #[error("DNS name {fqdn} is already in use by group {holder}")]
     InUse {
@@ -65,29 +68,59 @@ struct Entry {
     private: Option<(String, Ipv4Addr)>,
 }
 
-/// The labels in use under `<region>.<zone>`.
+/// The labels in use under `<region>.<zone>` (one default region; others on request).
 #[derive(Debug)]
 pub struct DnsLabels {
+    region: String,
+    zone: String,
     suffix: String,
     entries: RwLock<HashMap<String, Entry>>,
     nonce: AtomicU64,
 }
 
+/// A region as it appears in an FQDN: lowercase, spaces dropped (`West Europe` → `westeurope`).
+pub fn region_label(region: &str) -> String {
+    region.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase()
+}
+
 impl DnsLabels {
-    /// Labels under `<region>.<zone>` (e.g. `westeurope`, `azurecontainer.io`).
+    /// Labels under `<region>.<zone>` (e.g. `westeurope`, `azurecontainer.io`); `region` is the
+    /// default for [`DnsLabels::fqdn_for`] and [`DnsLabels::register`].
     pub fn new(region: &str, zone: &str) -> Self {
-        let suffix =
-            format!("{}.{}", region.to_ascii_lowercase(), zone.trim_end_matches('.').to_ascii_lowercase());
-        Self { suffix, entries: RwLock::default(), nonce: AtomicU64::new(0) }
+        let region = region_label(region);
+        let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+        let suffix = format!("{region}.{zone}");
+        Self { region, zone, suffix, entries: RwLock::default(), nonce: AtomicU64::new(0) }
     }
 
-    /// `<region>.<zone>`, without trailing dot.
+    /// `<region>.<zone>` of the default region, without trailing dot.
     pub fn suffix(&self) -> &str {
         &self.suffix
     }
 
-    /// The FQDN (no trailing dot) that `label` gets under `scope` for `owner`.
+    /// The zone (`azurecontainer.io`), without trailing dot.
+    pub fn zone(&self) -> &str {
+        &self.zone
+    }
+
+    /// The FQDN (no trailing dot) that `label` gets under `scope` for `owner` in the default
+    /// region.
     pub fn fqdn_for(&self, label: &str, scope: LabelScope, owner: &LabelOwner) -> Result<String, LabelError> {
+        self.fqdn_in(&self.region.clone(), label, scope, owner)
+    }
+
+    /// [`DnsLabels::fqdn_for`] in `region` (normalised with [`region_label`]).
+    pub fn fqdn_in(
+        &self,
+        region: &str,
+        label: &str,
+        scope: LabelScope,
+        owner: &LabelOwner,
+    ) -> Result<String, LabelError> {
+        let region = region_label(region);
+        if !valid_label(&region) {
+            return Err(LabelError::Region(region));
+        }
         if !valid_label(label) {
             return Err(LabelError::Invalid(label.to_owned()));
         }
@@ -117,10 +150,11 @@ impl DnsLabels {
                 keyed(&["none", &label, &n.to_string(), &t.to_string(), &std::process::id().to_string()])
             }
         };
-        Ok(format!("{host}.{}", self.suffix))
+        Ok(format!("{host}.{region}.{}", self.zone))
     }
 
-    /// Registers `label` for `group` at `address`; returns the FQDN, or [`LabelError::InUse`].
+    /// Registers `label` for `group` at `address` in the default region; returns the FQDN, or
+    /// [`LabelError::InUse`].
     pub fn register(
         &self,
         label: &str,
@@ -129,7 +163,20 @@ impl DnsLabels {
         group: &str,
         address: Ipv4Addr,
     ) -> Result<String, LabelError> {
-        let fqdn = self.fqdn_for(label, scope, owner)?;
+        self.register_in(&self.region.clone(), label, scope, owner, group, address)
+    }
+
+    /// [`DnsLabels::register`] in `region`.
+    pub fn register_in(
+        &self,
+        region: &str,
+        label: &str,
+        scope: LabelScope,
+        owner: &LabelOwner,
+        group: &str,
+        address: Ipv4Addr,
+    ) -> Result<String, LabelError> {
+        let fqdn = self.fqdn_in(region, label, scope, owner)?;
         let mut map = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(e) = map.get(&fqdn) {
             if e.group != group {
@@ -172,10 +219,16 @@ impl DnsLabels {
         }
     }
 
-    /// Whether `fqdn` lies under `<region>.<zone>`.
+    /// Whether `fqdn` lies under the zone (any region).
     pub fn in_zone(&self, fqdn: &str) -> bool {
         let key = fqdn.trim_end_matches('.').to_ascii_lowercase();
-        key == self.suffix || key.ends_with(&format!(".{}", self.suffix))
+        key == self.zone || key.ends_with(&format!(".{}", self.zone))
+    }
+
+    /// The FQDNs held by `group`.
+    pub fn held_by(&self, group: &str) -> Vec<String> {
+        let map = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.iter().filter(|(_, e)| e.group == group).map(|(k, _)| k.clone()).collect()
     }
 }
 
@@ -221,6 +274,9 @@ mod tests {
         assert_eq!(l.lookup(&format!("{}.", f.to_uppercase())), Some(a));
         l.release("g1");
         assert_eq!(l.register("web", LabelScope::Unsecure, &owner("rg"), "g2", a)?, f);
+        let other = l.register_in("East US", "web", LabelScope::Unsecure, &owner("rg"), "g4", a)?;
+        assert_eq!(other, "web.eastus.azurecontainer.io");
+        assert!(l.in_zone(&other) && l.held_by("g4") == [other.clone()]);
         assert!(matches!(
             l.register("-x", LabelScope::Unsecure, &owner("rg"), "g3", a),
             Err(LabelError::Invalid(_))

@@ -12,6 +12,7 @@ use crate::config::VmConfig;
 use crate::devices::mmio_bus::{MmioBus, MmioBusError};
 use crate::memory::GuestMem;
 use crate::virtio::block::{Block, BlockError};
+use crate::virtio::fs::{Fs, FsError};
 use crate::virtio::mmio::{MmioTransport, TransportError, MMIO_WINDOW, QUEUE_NOTIFY_OFFSET};
 use crate::virtio::net::{Net, NetError};
 use crate::virtio::vsock::{Vsock, VsockError};
@@ -48,6 +49,15 @@ pub enum AttachError {
         #[source]
         source: NetError,
     },
+    /// A virtio-fs share could not be set up.
+    #[error("could not set up virtio-fs share {index}")]
+    OpenShare {
+        /// Its position in `VmConfig::shares`.
+        index: usize,
+        /// What failed (names the tag or the directory).
+        #[source]
+        source: FsError,
+    },
     /// The vsock device could not be set up.
     #[error("could not set up the vsock device")]
     CreateVsock(#[source] VsockError),
@@ -77,7 +87,8 @@ pub enum AttachError {
     AddToBus(#[source] MmioBusError),
 }
 
-/// The devices `config` asks for: disks in order, then network devices, then vsock, then rng.
+/// The devices `config` asks for: disks in order, then network devices, then vsock, then rng,
+/// then the virtio-fs shares in order.
 pub fn devices_from_config(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, AttachError> {
     let mut devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
     for (index, disk) in config.disks.iter().enumerate() {
@@ -93,6 +104,10 @@ pub fn devices_from_config(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice
     }
     if config.rng {
         devices.push(Box::new(crate::virtio::rng::Rng::new()));
+    }
+    for (index, share) in config.shares.iter().enumerate() {
+        let fs = Fs::new(share).map_err(|source| AttachError::OpenShare { index, source })?;
+        devices.push(Box::new(fs));
     }
     Ok(devices)
 }

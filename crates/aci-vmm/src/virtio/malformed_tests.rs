@@ -1,5 +1,5 @@
 //! Hostile descriptor chains against every device's queue logic (blk, rng, net RX/TX, vsock
-//! RX/TX): out-of-range addresses, loops, zero-length buffers, chains longer than the queue,
+//! RX/TX, fs): out-of-range addresses, loops, zero-length buffers, chains longer than the queue,
 //! wild `next` indexes and indirect tables (valid, out of range, odd-sized, empty, nested).
 //! Each must be refused (completed with used length 0 and counted as an error) without a
 //! panic, a hang (each run has a deadline), a write outside the buffers the driver offered,
@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemory};
 use crate::memory::GuestMem;
 use crate::metrics::DeviceCounts;
 use crate::virtio::block::handler::{BlockBackend, BlockHandler, DiskInfo, ID_LEN};
+use crate::virtio::fs::backend::FuseServer;
+use crate::virtio::fs::handler::FsHandler;
 use crate::virtio::net::handler::{NetBackend, NetHandler, VNET_HDR_LEN};
 use crate::virtio::rng::handler::{EntropySource, RngHandler};
 use crate::virtio::test_utils::{memory, rd, wr, Buf, TestQueue};
@@ -82,6 +85,21 @@ impl VsockBackend for Recorder {
     }
     fn next_rx(&mut self, _max_data: usize) -> Option<Packet> {
         self.packets_in.pop_front()
+    }
+}
+
+/// A FUSE server that counts the requests reaching it.
+#[derive(Default)]
+struct FuseRecorder(AtomicUsize);
+
+impl FuseServer for FuseRecorder {
+    fn serve(
+        &self,
+        _reader: fuse_backend_rs::transport::Reader<'_>,
+        _writer: fuse_backend_rs::transport::Writer<'_>,
+    ) -> io::Result<usize> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(0)
     }
 }
 
@@ -177,6 +195,19 @@ struct NetTx(NetHandler<Recorder>);
 struct NetRx(NetHandler<Recorder>);
 struct VsockTx(Recorder, crate::metrics::DeviceCounters);
 struct VsockRx(Recorder, crate::metrics::DeviceCounters);
+struct Fs(FsHandler<FuseRecorder>);
+
+impl Subject for Fs {
+    fn serve(&mut self, mem: &GuestMem, queue: &mut Queue) {
+        let _ = self.0.process_queue(mem, queue);
+    }
+    fn counts(&self) -> DeviceCounts {
+        self.0.counters().snapshot()
+    }
+    fn backend_calls(&self) -> usize {
+        self.0.server().0.load(Ordering::Relaxed)
+    }
+}
 
 impl Subject for Block {
     fn serve(&mut self, mem: &GuestMem, queue: &mut Queue) {
@@ -367,6 +398,12 @@ fn vsock_rx_refuses_hostile_buffers_and_keeps_the_packet() {
     out.subject.serve(&out.mem, &mut out.queue);
     assert_eq!(out.tq.take_used(&out.mem).last().map(|u| u.1), Some(HDR_LEN as u32 + 32));
     assert_eq!(out.subject.counts().bytes_to_guest, 32);
+}
+
+#[test]
+fn fs_refuses_hostile_chains_for_both_kinds_of_share() {
+    refuses_all("fs", || Fs(FsHandler::new(FuseRecorder::default(), false)));
+    refuses_all("fs read-only", || Fs(FsHandler::new(FuseRecorder::default(), true)));
 }
 
 #[test]

@@ -14,7 +14,7 @@
 //!   space, activate, reset).
 //!
 //! Devices: [`block`] (host file), [`net`] (tap), [`rng`] (host getrandom), [`vsock`] (Unix
-//! sockets).
+//! sockets), [`fs`] (a host directory over FUSE).
 //!
 //! [`attach`] places the devices on the MMIO bus, wires irqfd/ioeventfd with KVM and writes
 //! the `virtio_mmio.device=` command-line entries.
@@ -23,6 +23,7 @@ pub mod attach;
 pub mod block;
 pub mod chain;
 pub mod event_loop;
+pub mod fs;
 pub mod interrupt;
 #[cfg(test)]
 mod malformed_tests;
@@ -57,6 +58,8 @@ pub mod device_type {
     pub const RNG: u32 = 4;
     /// Socket device.
     pub const VSOCK: u32 = 19;
+    /// File system device (virtio-fs).
+    pub const FS: u32 = 26;
 }
 
 /// Everything a device needs to start serving its queues.
