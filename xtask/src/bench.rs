@@ -3,7 +3,8 @@
 //! - `boot` (aci's `benches/boot.rs`): guest boot time, aci-vmm against QEMU; needs real KVM,
 //!   so it runs through the L1 runner.
 //! - `vmm` (aci's `benches/vmm.rs`): boot phases, idle memory overhead, virtio-blk read and
-//!   vsock throughput, aci-vmm against QEMU in one table; through the L1 runner.
+//!   vsock throughput, aci-vmm against QEMU in one table; through the L1 runner. First, on
+//!   the host, the reference line: the same guest under QEMU TCG (no KVM), `bench_tcg.rs`.
 //! - `volumes` (aci's `benches/volumes.rs`): a virtio-fs share's sequential write/read and
 //!   small-file creation in the guest against the same workload on the host directory;
 //!   through the L1 runner.
@@ -18,7 +19,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{guest, l1, paths, setup};
+use crate::{bench_tcg, guest, l1, paths, setup};
 
 /// Runs the named benchmarks (default: all).
 pub fn run(args: &[String]) -> Result<ExitCode> {
@@ -47,7 +48,9 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         failed |= status != 0;
     }
     if vmm {
-        guest::build()?;
+        let artifacts = guest::build()?;
+        let runs = std::env::var("ACI_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+        bench_tcg::reference(&artifacts, runs)?;
         let exe = build_bench("aci", "vmm")?;
         let status = l1::run(&[exe.to_string_lossy().into_owned()], &l1::RunOptions::default())?;
         failed |= status != 0;

@@ -12,6 +12,7 @@
 //! - `bench`  runs the benchmark binaries where real KVM is (boot time against QEMU).
 
 mod bench;
+mod bench_tcg;
 mod cache;
 mod cmd;
 mod demo;

@@ -78,10 +78,13 @@ impl Runtime {
             open_stream(agent.uds(), self.config().agent_timeout, Call::Exec(config)).await.map_err(err)?;
         let stdin = request.stdin;
         let run = tokio::task::spawn_blocking(move || -> Result<ExecOutput, AgentCallError> {
-            if !stdin.is_empty() {
-                channel.send_data(STDIN, &stdin)?;
+            // A short process can end, and the agent close the connection, before its stdin
+            // is written ("Broken pipe"). That is not a failure of the exec: the output and
+            // exit status it sent are still buffered on this side, and are read below.
+            let fed = if stdin.is_empty() { Ok(()) } else { channel.send_data(STDIN, &stdin) };
+            if let Err(e) = fed.and_then(|()| channel.send_eof(STDIN)) {
+                tracing::debug!("exec stdin not delivered (the process may have ended): {e}");
             }
-            channel.send_eof(STDIN)?;
             let mut out = ExecOutput::default();
             loop {
                 let frame = channel.next_frame()?;
