@@ -270,37 +270,46 @@ fn resolve_containers(
     spec: &ContainerGroup,
     images: &[ImagePlan],
 ) -> Result<(Vec<ContainerConfig>, Vec<ContainerConfig>), StepError> {
-    let find = |image: &str| images.iter().find(|p| p.reference == image);
-    let mut inits = Vec::new();
-    for c in &spec.properties.init_containers {
-        let p = &c.properties;
-        let plan =
-            find(&p.image).ok_or_else(|| StepError::Unsupported(format!("image {} not pulled", p.image)))?;
-        let input = ContainerInput {
-            name: &c.name,
-            image: &p.image,
-            command: &p.command,
-            env: &p.environment_variables,
-            security: p.security_context.as_ref(),
-            resources: Resources::default(),
-        };
-        inits.push(container_config(&input, &plan.disk.config, &mount_point(&plan.id))?);
-    }
-    let mut apps = Vec::new();
-    for c in &spec.properties.containers {
-        let p = &c.properties;
-        let plan =
-            find(&p.image).ok_or_else(|| StepError::Unsupported(format!("image {} not pulled", p.image)))?;
-        let input = ContainerInput {
-            name: &c.name,
-            image: &p.image,
-            command: &p.command,
-            env: &p.environment_variables,
-            security: p.security_context.as_ref(),
-            resources: limits(&p.resources),
-        };
-        apps.push(container_config(&input, &plan.disk.config, &mount_point(&plan.id))?);
-    }
+    let resolve = |input: ContainerInput| -> Result<ContainerConfig, StepError> {
+        let plan = images
+            .iter()
+            .find(|plan| plan.reference == input.image)
+            .ok_or_else(|| StepError::Unsupported(format!("image {} not pulled", input.image)))?;
+        Ok(container_config(&input, &plan.disk.config, &mount_point(&plan.id))?)
+    };
+    // Init containers run without cgroup limits (as before); app containers get theirs.
+    let inits = spec
+        .properties
+        .init_containers
+        .iter()
+        .map(|c| {
+            let p = &c.properties;
+            resolve(ContainerInput {
+                name: &c.name,
+                image: &p.image,
+                command: &p.command,
+                env: &p.environment_variables,
+                security: p.security_context.as_ref(),
+                resources: Resources::default(),
+            })
+        })
+        .collect::<Result<Vec<_>, StepError>>()?;
+    let apps = spec
+        .properties
+        .containers
+        .iter()
+        .map(|c| {
+            let p = &c.properties;
+            resolve(ContainerInput {
+                name: &c.name,
+                image: &p.image,
+                command: &p.command,
+                env: &p.environment_variables,
+                security: p.security_context.as_ref(),
+                resources: limits(&p.resources),
+            })
+        })
+        .collect::<Result<Vec<_>, StepError>>()?;
     Ok((inits, apps))
 }
 
