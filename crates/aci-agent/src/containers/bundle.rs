@@ -11,9 +11,9 @@ use std::path::{Component, Path, PathBuf};
 use aci_proto::container::{ContainerConfig, EnvVar, Resources};
 use libcontainer::oci_spec::runtime::{
     get_default_maskedpaths, get_default_readonly_paths, BoxBuilder, Capability, LinuxBuilder,
-    LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use libcontainer::oci_spec::OciSpecError;
 use thiserror::Error;
@@ -147,7 +147,6 @@ pub fn spec(config: &ContainerConfig, inputs: &BundleInputs) -> Result<Spec, Bun
     }
     let cwd = checked_path("working_dir".into(), config.working_dir.as_deref().unwrap_or("/"))?;
     let env = environment(&config.env, inputs.user.home.as_deref(), config.tty)?;
-    let caps: HashSet<Capability> = CAPABILITIES.iter().copied().collect();
     let user = UserBuilder::default()
         .uid(inputs.user.uid)
         .gid(inputs.user.gid)
@@ -163,15 +162,7 @@ pub fn spec(config: &ContainerConfig, inputs: &BundleInputs) -> Result<Spec, Bun
         .args(config.args.clone())
         .env(env)
         .cwd(cwd)
-        .capabilities(
-            LinuxCapabilitiesBuilder::default()
-                .bounding(caps.clone())
-                .effective(caps.clone())
-                .permitted(caps)
-                .inheritable(HashSet::new())
-                .ambient(HashSet::new())
-                .build()?,
-        )
+        .capabilities(default_capabilities()?)
         .rlimits(vec![PosixRlimitBuilder::default()
             .typ(PosixRlimitType::RlimitNofile)
             .soft(NOFILE_LIMIT)
@@ -220,6 +211,19 @@ pub fn spec(config: &ContainerConfig, inputs: &BundleInputs) -> Result<Spec, Bun
         .mounts(mounts)
         .linux(linux)
         .build()?)
+}
+
+/// The capability set of every container process and exec: [`CAPABILITIES`] bounding,
+/// effective and permitted; nothing inheritable or ambient.
+pub fn default_capabilities() -> Result<LinuxCapabilities, OciSpecError> {
+    let caps: HashSet<Capability> = CAPABILITIES.iter().copied().collect();
+    LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
+        .build()
 }
 
 fn resources(r: &Resources) -> Result<libcontainer::oci_spec::runtime::LinuxResources, BundleError> {

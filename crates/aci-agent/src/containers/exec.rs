@@ -3,7 +3,6 @@
 //! and STDERR (or only STDOUT, for a terminal) from the agent, `ResizeTty` calls, and a
 //! final `ExecExited` event.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -19,11 +18,9 @@ use aci_proto::frame::{Frame, FrameError, FrameKind};
 use aci_proto::message::{
     AgentEvent, Call, RemoteError, RemoteErrorKind, Reply, Request, Response, STDERR, STDIN, STDOUT,
 };
-use libcontainer::oci_spec::runtime::{
-    Capability, LinuxCapabilitiesBuilder, Process, ProcessBuilder, UserBuilder,
-};
+use libcontainer::oci_spec::runtime::{Process, ProcessBuilder, UserBuilder};
 
-use super::bundle::{self, CAPABILITIES};
+use super::bundle;
 use super::error::EngineError;
 use super::rootfs;
 use super::runtime::{dev_null, pipe, Stdio};
@@ -156,7 +153,6 @@ fn process_spec(entry: &super::Entry, config: &ExecConfig) -> Result<Process, En
         .map_err(|e| invalid(format!("exec {e}")))?;
     let cwd = config.working_dir.as_deref().or(entry.config.working_dir.as_deref()).unwrap_or("/");
     let cwd = bundle::checked_path("exec working_dir".into(), cwd).map_err(|e| invalid(e.to_string()))?;
-    let caps: HashSet<Capability> = CAPABILITIES.iter().copied().collect();
     let build = || -> Result<Process, libcontainer::oci_spec::OciSpecError> {
         let user = UserBuilder::default()
             .uid(entry.user.uid)
@@ -170,15 +166,7 @@ fn process_spec(entry: &super::Entry, config: &ExecConfig) -> Result<Process, En
             .env(env)
             .cwd(cwd)
             .no_new_privileges(true)
-            .capabilities(
-                LinuxCapabilitiesBuilder::default()
-                    .bounding(caps.clone())
-                    .effective(caps.clone())
-                    .permitted(caps)
-                    .inheritable(HashSet::new())
-                    .ambient(HashSet::new())
-                    .build()?,
-            );
+            .capabilities(bundle::default_capabilities()?);
         if let Some(size) = config.tty {
             b = b.console_size(
                 libcontainer::oci_spec::runtime::BoxBuilder::default()
