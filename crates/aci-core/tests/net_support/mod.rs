@@ -94,23 +94,13 @@ pub fn idler(image: &str) -> Container {
 pub async fn busybox(rt: &Runtime, group: &str, args: &[&str]) -> (i32, String) {
     let argv: Vec<String> =
         std::iter::once("busybox").chain(args.iter().copied()).map(String::from).collect();
-    // A short command can end its exec stream before the host has sent stdin's EOF, which
-    // fails the exec with EPIPE (a race in exec, not in networking): the commands here only
-    // read, so such an exec is retried.
-    let mut attempt = 0;
-    let out = loop {
-        attempt += 1;
-        match rt.exec(group, "web", ExecRequest::new(argv.clone())).await {
-            Ok(out) => break out,
-            Err(err) if attempt < 3 && chain(&err).contains("Broken pipe") => {
-                eprintln!("exec {args:?} in {group}: {} (retrying)", chain(&err));
-            }
-            Err(err) => panic!(
-                "exec {args:?} in {group}: {}\nguest console:\n{}",
-                chain(&err),
-                crate::runtime_support::console(rt, group)
-            ),
-        }
+    let out = match rt.exec(group, "web", ExecRequest::new(argv)).await {
+        Ok(out) => out,
+        Err(err) => panic!(
+            "exec {args:?} in {group}: {}\nguest console:\n{}",
+            chain(&err),
+            crate::runtime_support::console(rt, group)
+        ),
     };
     let text = format!("{}{}", out.stdout_text(), String::from_utf8_lossy(&out.stderr));
     (out.exit_code, text)
