@@ -19,7 +19,7 @@ pub enum After {
 }
 
 /// Serves calls on `stream` until the peer closes, breaks protocol, or asks to shut down.
-/// A streaming call (`Exec`, `Logs`, `Events`) hands the connection to its handler, which
+/// A streaming call (`Exec`, `Logs`, `Events`, `Attach`) hands the connection to its handler, which
 /// owns it until the stream ends.
 pub fn serve(mut stream: UnixStream, agent: &Agent) -> Result<After, FrameError> {
     let mut greeted = false;
@@ -62,6 +62,9 @@ pub fn serve(mut stream: UnixStream, agent: &Agent) -> Result<After, FrameError>
                 return agent.containers.serve_logs(request, id, stream).map(|()| After::Continue)
             }
             Call::Events => return agent.containers.serve_events(id, stream).map(|()| After::Continue),
+            Call::Attach(request) => {
+                return agent.containers.serve_attach(request, id, stream).map(|()| After::Continue)
+            }
             call => {
                 let result = answer(agent, call);
                 reply(&mut stream, &Response { id, result })?;
@@ -96,7 +99,12 @@ fn answer(agent: &Agent, call: Call) -> Result<Reply, RemoteError> {
             kind: RemoteErrorKind::InvalidState,
             message: "resize_tty is only valid on an exec connection".into(),
         }),
-        Call::Hello { .. } | Call::Shutdown | Call::Exec(_) | Call::Logs(_) | Call::Events => {
+        Call::Hello { .. }
+        | Call::Shutdown
+        | Call::Exec(_)
+        | Call::Logs(_)
+        | Call::Events
+        | Call::Attach(_) => {
             Err(RemoteError { kind: RemoteErrorKind::Failed, message: "handled by the session".into() })
         }
     }

@@ -4,7 +4,7 @@
 //!   group on VNet B (with outbound NAT) cannot connect to A's groups, nor A's to it, and
 //!   neither reaches the host's addresses (its own address, the NAT uplink's host end) on a
 //!   port the host listens on; each still resolves names through its gateway.
-//! - Create/delete cycles leave the host's links, namespaces and nft ruleset, and the
+//! - 50 create/delete cycles (`ACI_TEST_NET_CYCLES` to change) leave the host's links, namespaces and nft ruleset, and the
 //!   network's namespace links, exactly as before; a runtime re-opened after its process
 //!   died (a child process that exits with a group running) removes the orphans it owns:
 //!   the dead group's lease and an orphan namespace with its prefix.
@@ -210,7 +210,7 @@ async fn delete_and_crash_leave_nothing_behind() {
     let leases = || std::fs::read_to_string(&leases_path).unwrap_or_default();
 
     // Create/delete cycles: the network's namespace and the host look the same after each.
-    let cycles: u32 = std::env::var("ACI_TEST_NET_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let cycles: u32 = std::env::var("ACI_TEST_NET_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     {
         let rt = net_support::runtime(&reg.host(), state.path(), settings.clone());
         let mut baseline = None;

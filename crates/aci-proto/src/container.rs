@@ -199,6 +199,29 @@ pub struct LogsRequest {
     pub follow: bool,
 }
 
+/// What [`crate::message::Call::Attach`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachRequest {
+    /// The container (it must be running).
+    pub container: String,
+    /// Also take input for the container's main process (it must have been created with
+    /// [`ContainerConfig::stdin`]).
+    #[serde(default)]
+    pub stdin: bool,
+}
+
+/// How an attach stream ended ([`crate::message::AgentEvent::AttachEnded`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachEnd {
+    /// How the attached run ended; absent when the stream ended before it did.
+    #[serde(default)]
+    pub exit: Option<ExitStatus>,
+    /// Why the stream ended without an exit (the container was removed, or this attach fell
+    /// too far behind the output).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 /// Which output a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,11 +11,16 @@
 //!   [`AgentEvent::ExecExited`] event; then the agent closes.
 //! - [`Call::Logs`]: [`AgentEvent::Log`] events, then [`AgentEvent::LogEnd`] unless following.
 //! - [`Call::Events`]: container lifecycle events for as long as the connection lives.
+//! - [`Call::Attach`]: the live output of a container's main process as `Data` frames on
+//!   [`STDOUT`] and [`STDERR`] (an `Eof` per stream when its run's output ends), `Data`/`Eof`
+//!   on [`STDIN`] from the host when attached with stdin, and finally
+//!   [`AgentEvent::AttachEnded`]; then the agent closes.
 
 use serde::{Deserialize, Serialize};
 
 use crate::container::{
-    ContainerConfig, ContainerStatus, ExecConfig, ExitStatus, LogEntry, LogsRequest, SandboxStats, TtySize,
+    AttachEnd, AttachRequest, ContainerConfig, ContainerStatus, ExecConfig, ExitStatus, LogEntry,
+    LogsRequest, SandboxStats, TtySize,
 };
 use crate::probe::{ContainerProbes, ProbeReport};
 use crate::sandbox::{SandboxConfig, StorageMount};
@@ -94,6 +99,9 @@ pub enum Call {
         /// The container.
         name: String,
     },
+    /// Stream a running container's output from now on (and take its input, when asked);
+    /// the connection becomes the stream (see the module docs).
+    Attach(AttachRequest),
 }
 
 /// The reply to a call.
@@ -156,6 +164,8 @@ pub enum AgentEvent {
     Log(LogEntry),
     /// The end of a non-following log stream.
     LogEnd,
+    /// The end of an attach stream: the attached run ended (or the stream could not go on).
+    AttachEnded(AttachEnd),
     /// The process of an exec ended.
     ExecExited(ExitStatus),
     /// A container's process started.
@@ -224,6 +234,25 @@ mod tests {
         };
         let json = serde_json::to_string(&resp).unwrap();
         assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), resp);
+    }
+
+    #[test]
+    fn attach_calls_and_their_end_round_trip() {
+        let req =
+            Request { id: 4, call: Call::Attach(AttachRequest { container: "app".into(), stdin: true }) };
+        let json = serde_json::to_string(&req).unwrap();
+        assert!(json.contains(r#""call":"attach""#), "{json}");
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), req);
+        let old = r#"{"id":5,"call":{"call":"attach","container":"app"}}"#;
+        let Call::Attach(parsed) = serde_json::from_str::<Request>(old).unwrap().call else { panic!() };
+        assert!(!parsed.stdin, "stdin defaults to false");
+        let end = AgentEvent::AttachEnded(AttachEnd {
+            exit: Some(ExitStatus { code: 3, ..Default::default() }),
+            reason: None,
+        });
+        let json = serde_json::to_string(&end).unwrap();
+        assert!(json.contains(r#""event":"attach_ended""#), "{json}");
+        assert_eq!(serde_json::from_str::<AgentEvent>(&json).unwrap(), end);
     }
 
     #[test]

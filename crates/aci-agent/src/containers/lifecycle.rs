@@ -11,6 +11,7 @@ use aci_proto::message::AgentEvent;
 
 use super::bundle::{self, BundleInputs};
 use super::error::EngineError;
+use super::fanout::{Output, OutputHub, StdinSlot};
 use super::logs::LogBook;
 use super::reaper::Exit;
 use super::rootfs::{self, Layout};
@@ -61,12 +62,13 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// Reads `pipe` into `logs` on a thread of its own.
-fn capture(logs: &LogBook, pipe: OwnedFd, stream: LogStream, run: u32, terminal: bool) {
+/// Reads `pipe` into `logs` on a thread of its own, publishing each chunk to `output`.
+fn capture(logs: &LogBook, output: &OutputHub, pipe: OwnedFd, stream: LogStream, run: u32, terminal: bool) {
     let logs = logs.clone();
+    let output = output.clone();
     let spawned = std::thread::Builder::new()
         .name("container-log".into())
-        .spawn(move || logs.capture(File::from(pipe), stream, run, terminal));
+        .spawn(move || logs.capture(output.tee(File::from(pipe), stream, run), stream, run, terminal));
     if let Err(e) = spawned {
         eprintln!("aci-agent: starting a log reader failed: {e}");
     }
@@ -91,7 +93,8 @@ struct RunIo {
     console: Option<ConsoleSocket>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
-    keep_open: Option<OwnedFd>,
+    /// The write end of the stdin pipe (`stdin: true`).
+    stdin: Option<OwnedFd>,
 }
 
 fn run_io(entry: &Entry, name: &str) -> Result<RunIo, EngineError> {
@@ -101,11 +104,11 @@ fn run_io(entry: &Entry, name: &str) -> Result<RunIo, EngineError> {
         let stdio = Stdio { stdin: dup(&null)?, stdout: dup(&null)?, stderr: null };
         let console = ConsoleSocket::bind(&entry.layout.dir.join("console.sock"))
             .map_err(EngineError::setup(name, "creating the console socket"))?;
-        return Ok(RunIo { stdio, console: Some(console), stdout: None, stderr: None, keep_open: None });
+        return Ok(RunIo { stdio, console: Some(console), stdout: None, stderr: None, stdin: None });
     }
     let (out_r, out_w) = pipe().map_err(EngineError::setup(name, "creating the stdout pipe"))?;
     let (err_r, err_w) = pipe().map_err(EngineError::setup(name, "creating the stderr pipe"))?;
-    let (stdin, keep_open) = if entry.config.stdin {
+    let (stdin, stdin_writer) = if entry.config.stdin {
         let (r, w) = pipe().map_err(EngineError::setup(name, "creating the stdin pipe"))?;
         (r, Some(w))
     } else {
@@ -116,7 +119,7 @@ fn run_io(entry: &Entry, name: &str) -> Result<RunIo, EngineError> {
         console: None,
         stdout: Some(out_r),
         stderr: Some(err_r),
-        keep_open,
+        stdin: stdin_writer,
     })
 }
 
@@ -160,8 +163,10 @@ impl Shared {
                     started_at_ms: 0,
                     last_exit: None,
                     logs: LogBook::default(),
+                    output: OutputHub::default(),
                     oom_base: 0,
                     keep_open: None,
+                    stdin: None,
                 };
                 table.insert(name, entry);
                 Ok(())
@@ -248,7 +253,7 @@ impl Shared {
             }
         };
         drop(io.stdio); // The process has its own copies; EOF must come when it exits.
-        let mut keep_open = io.keep_open;
+        let mut keep_open = None;
         if let Some(console) = &io.console {
             let master = match console.receive_master(CONSOLE_WAIT) {
                 Ok(master) => master,
@@ -259,15 +264,15 @@ impl Shared {
             };
             let _ = tty::resize(&master, TtySize { rows: 24, cols: 80 });
             if let Ok(reader) = master.try_clone() {
-                capture(&entry.logs, reader, LogStream::Stdout, run, true);
+                capture(&entry.logs, &entry.output, reader, LogStream::Stdout, run, true);
             }
             keep_open = Some(master);
         }
         if let Some(out) = io.stdout {
-            capture(&entry.logs, out, LogStream::Stdout, run, false);
+            capture(&entry.logs, &entry.output, out, LogStream::Stdout, run, false);
         }
         if let Some(err) = io.stderr {
-            capture(&entry.logs, err, LogStream::Stderr, run, false);
+            capture(&entry.logs, &entry.output, err, LogStream::Stderr, run, false);
         }
         entry.oom_base = stats::keyed(&cgroup_dir(name), "memory.events", "oom_kill").unwrap_or(0);
         if let Err(reason) = self.runtime.start(name) {
@@ -278,6 +283,7 @@ impl Shared {
         entry.pid = Some(pid);
         entry.started_at_ms = now_ms();
         entry.keep_open = keep_open;
+        entry.stdin = io.stdin.map(|w| StdinSlot::new(File::from(w)));
         drop(table);
         self.changed.notify_all();
         self.emit(AgentEvent::ContainerStarted { name: name.to_owned(), pid: pid as u32 });
@@ -309,7 +315,13 @@ impl Shared {
         entry.pid = None;
         entry.last_exit = Some(status);
         entry.keep_open = None;
+        // Attaches hold their own clones of the slot until they end.
+        entry.stdin = None;
+        let output = entry.output.clone();
         drop(table);
+        // After the state change: an attach subscribes only while the run is running, under
+        // the table lock, so every attach of this run gets its exit.
+        output.publish(run, &Output::Exited(status));
         self.changed.notify_all();
         self.emit(AgentEvent::ContainerExited { name: name.to_owned(), status });
         self.observe(name, None);
@@ -395,6 +407,7 @@ impl Shared {
         })?;
         rootfs::remove(&entry.layout).map_err(EngineError::setup(name, "unmounting the root"))?;
         entry.logs.close();
+        entry.output.close();
         table.remove(name);
         drop(table);
         self.changed.notify_all();

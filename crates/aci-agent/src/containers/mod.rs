@@ -9,9 +9,11 @@
 //! - `/run/aci/runtime/<name>/`: libcontainer's state;
 //! - `/sys/fs/cgroup/aci/<name>`: the container's cgroup.
 
+mod attach;
 mod bundle;
 mod error;
 mod exec;
+mod fanout;
 mod lifecycle;
 mod logs;
 mod probes;
@@ -32,7 +34,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use aci_proto::container::{
-    ContainerConfig, ContainerState, ContainerStatus, ExecConfig, ExitStatus, LogsRequest, SandboxStats,
+    AttachRequest, ContainerConfig, ContainerState, ContainerStatus, ExecConfig, ExitStatus, LogsRequest,
+    SandboxStats,
 };
 use aci_proto::frame::FrameError;
 use aci_proto::message::{AgentEvent, RemoteError};
@@ -91,11 +94,15 @@ struct Entry {
     started_at_ms: u64,
     last_exit: Option<ExitStatus>,
     logs: logs::LogBook,
+    /// Live output for attaches (fed by the same readers as `logs`).
+    output: fanout::OutputHub,
     /// `memory.events` `oom_kill` when the run started.
     oom_base: u64,
-    /// Held open while the process runs: the write end of its stdin pipe (`stdin: true`) or
-    /// its terminal's master.
+    /// Held open while the process runs: its terminal's master.
     keep_open: Option<OwnedFd>,
+    /// The write end of the current run's stdin pipe (`stdin: true`, no terminal), shared
+    /// with attaches; dropped here when the run ends.
+    stdin: Option<fanout::StdinSlot>,
 }
 
 impl Engine {
@@ -176,6 +183,17 @@ impl Engine {
     /// Streams logs; owns the connection until the stream ends.
     pub fn serve_logs(&self, request: LogsRequest, id: u64, stream: UnixStream) -> Result<(), FrameError> {
         streams::serve_logs(&self.shared, request, id, stream)
+    }
+
+    /// Attaches to a running container's output (and input); owns the connection until the
+    /// run ends or the host detaches.
+    pub fn serve_attach(
+        &self,
+        request: AttachRequest,
+        id: u64,
+        stream: UnixStream,
+    ) -> Result<(), FrameError> {
+        attach::serve(&self.shared, request, id, stream)
     }
 
     /// Streams lifecycle events; owns the connection until the host closes it.

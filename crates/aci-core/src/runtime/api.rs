@@ -317,6 +317,13 @@ impl Runtime {
         })
     }
 
+    /// Whether `container` of group `name` was given a stdin pipe (the spec's `stdin`).
+    pub(crate) fn container_has_stdin(&self, name: &str, container: &str) -> Result<bool, RuntimeError> {
+        let ctx = self.group(name)?;
+        let spec = lock(&ctx.spec);
+        Ok(spec.properties.containers.iter().any(|c| c.name == container && c.properties.stdin))
+    }
+
     pub(crate) fn agent_of(
         &self,
         name: &str,

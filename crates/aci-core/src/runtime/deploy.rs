@@ -308,6 +308,7 @@ fn resolve_containers(
                 security: p.security_context.as_ref(),
                 resources: limits(&p.resources),
             })
+            .map(|config| ContainerConfig { stdin: p.stdin, ..config })
         })
         .collect::<Result<Vec<_>, StepError>>()?;
     Ok((inits, apps))

@@ -22,7 +22,8 @@
 //!   the state-directory lock; `events.rs` — [`RuntimeEvent`]s; `accounting.rs` — the
 //!   meter, [`PriceTable`], [`UsageRecord`].
 //! - `logs.rs` — [`Runtime::logs`]; `kept_logs.rs` — logs kept after a deployment ends;
-//!   `exec.rs` — [`Runtime::exec`].
+//!   `exec.rs` — [`Runtime::exec`]; `attach.rs` — [`Runtime::attach`] (live output and
+//!   input of a running container).
 //! - `probes.rs` — liveness/readiness: `SetProbes`, `Unhealthy` events, `ready` flags,
 //!   liveness restarts, [`Runtime::wait_ready`] (`docs/probes.md`).
 //!
@@ -34,6 +35,7 @@
 
 mod accounting;
 mod api;
+mod attach;
 mod builder;
 mod clock;
 mod deploy;
@@ -58,6 +60,7 @@ mod volumes;
 
 pub use accounting::{Charge, MeasuredUsage, Meter, PriceTable, UsageRecord};
 pub use api::Runtime;
+pub use attach::{AttachChunk, AttachError, AttachExit, AttachOptions, AttachStdin, Attachment};
 pub use builder::{RuntimeBuilder, RuntimeConfig, GUEST_DIR_ENV};
 pub use clock::{rfc3339_ms, rfc3339_ns};
 pub use deploy::IMAGE_MOUNT_ROOT;

@@ -201,6 +201,7 @@ impl Container {
             liveness_probe: None,
             readiness_probe: None,
             security_context: None,
+            stdin: false,
             instance_view: None,
         };
         Self { name: name.into(), properties }
@@ -291,6 +292,12 @@ impl Container {
     /// Sets the security context.
     pub fn security_context(mut self, context: SecurityContext) -> Self {
         self.properties.security_context = Some(context);
+        self
+    }
+
+    /// Gives the main process a stdin pipe for `Runtime::attach` (aci extension `stdin`).
+    pub fn stdin(mut self, open: bool) -> Self {
+        self.properties.stdin = open;
         self
     }
 }

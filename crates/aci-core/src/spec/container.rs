@@ -47,6 +47,10 @@ pub struct ContainerProperties {
     /// Privileges, capabilities and user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// **aci extension, not in ACI**: give the container's main process a stdin pipe that
+    /// `Runtime::attach` can write to and close (otherwise its stdin is `/dev/null`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin: bool,
     /// Read-only: the container's state as reported by the runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_view: Option<ContainerInstanceView>,
@@ -242,4 +246,23 @@ pub struct Capabilities {
     /// Capabilities to drop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drop: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdin_is_an_extension_that_defaults_off_and_is_written_only_when_on() {
+        let plain = Container::new("app", "busybox");
+        assert!(!plain.properties.stdin);
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("stdin"), "{json}");
+        let open = Container::new("app", "busybox").stdin(true);
+        let json = serde_json::to_string(&open).unwrap();
+        assert!(json.contains(r#""stdin":true"#), "{json}");
+        assert_eq!(serde_json::from_str::<Container>(&json).unwrap(), open);
+        let yaml = "name: app\nproperties:\n  image: busybox\n  stdin: true\n  resources:\n    requests:\n      cpu: 1\n      memoryInGB: 1\n";
+        assert!(serde_yaml_ng::from_str::<Container>(yaml).unwrap().properties.stdin);
+    }
 }

@@ -9,8 +9,9 @@
 //! - [`ContainerGroup::validate`] applies ACI's rules and reports every [`Violation`] with its
 //!   path; [`Limits`] holds the configurable limits and the reserved-ports policy.
 //! - Secrets ([`Secret`]) are readable by the runtime and never shown back.
-//! - aci extensions, not in ACI: `hostPath` volumes ([`HostPathVolume`]) and `tcpSocket`
-//!   probes ([`TcpSocketAction`]).
+//! - aci extensions, not in ACI: `hostPath` volumes ([`HostPathVolume`]), `tcpSocket`
+//!   probes ([`TcpSocketAction`]) and a container's `stdin` ([`ContainerProperties::stdin`]:
+//!   a stdin pipe for `Runtime::attach`; default false, stdin is `/dev/null`).
 //!
 //! ```
 //! use aci_core::spec::{Container, ContainerGroup};
