@@ -1,4 +1,4 @@
-//! `cargo xtask bench [boot|vmm|images|volumes|create|all]`: build the benchmark binaries and run them.
+//! `cargo xtask bench [boot|vmm|images|volumes|create|net|all]`: build the benchmark binaries and run them.
 //!
 //! - `boot` (aci's `benches/boot.rs`): guest boot time, aci-vmm against QEMU; needs real KVM,
 //!   so it runs through the L1 runner.
@@ -13,6 +13,8 @@
 //! - `create` (`crates/aci-core/benches/create.rs`): `Runtime::create` to the container
 //!   running with a cached image, by phase, against the same VM booted alone; through the L1
 //!   runner.
+//! - `net` (`bench_net.rs`, aci's `benches/net/`): guest↔host TCP throughput and round trips
+//!   through a published port and over the bridge, against two plain network namespaces.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -32,7 +34,8 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         "volumes" => (false, false, false, true),
         "create" => (false, false, false, false),
         "all" => (true, true, true, true),
-        other => bail!("unknown benchmark {other:?}; known: boot, vmm, images, volumes, create, all"),
+        "net" => return crate::bench_net::run(build_bench),
+        other => bail!("unknown benchmark {other:?}; known: boot, vmm, images, volumes, create, net, all"),
     };
     setup::ensure()?;
     let mut failed = false;

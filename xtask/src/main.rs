@@ -12,6 +12,7 @@
 //! - `bench`  runs the benchmark binaries where real KVM is (boot time against QEMU).
 
 mod bench;
+mod bench_net;
 mod bench_tcg;
 mod cache;
 mod cmd;
@@ -20,6 +21,7 @@ mod guest;
 mod kernel;
 mod l1;
 mod l1_image;
+mod nettool;
 mod paths;
 mod setup;
 mod test;

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test tier, with its set-up.
 //!
-//! 1. Install what is missing (`setup`) and build the guest artifacts (`guest`).
+//! 1. Install what is missing (`setup`), build the guest artifacts (`guest`) and the static
+//!    `aci-nettool` the networking tests' image carries (`nettool`).
 //! 2. Host tier: `cargo test --workspace` (KVM-tier tests show as ignored here).
 //! 3. KVM tier: every test binary named `kvm_*` (integration tests `tests/kvm_*.rs`) runs
 //!    with `--include-ignored` through the L1 runner, so it gets real KVM. In CI a missing
@@ -11,7 +12,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{guest, l1, paths, setup};
+use crate::{guest, l1, nettool, paths, setup};
 
 /// A built KVM-tier test binary and the package directory to run it from.
 struct TestBinary {
@@ -24,6 +25,8 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let filter: Vec<String> = args.to_vec();
     setup::ensure()?;
     guest::build()?;
+    // The networking tests' image carries the static network tool.
+    nettool::build()?;
     let mut failed = Vec::new();
 
     eprintln!("xtask test: host tier (cargo test --workspace)");

@@ -69,7 +69,7 @@ async fn a_public_port_answers_on_the_host_and_the_guest_has_its_address() {
         .unwrap();
 
     // A free port, used in the container and published on the host as ACI does.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = runtime_support::free_port();
     let group = ContainerGroup::builder("netgroup")
         .container(
             Container::new("web", &image)

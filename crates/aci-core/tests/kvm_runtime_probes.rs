@@ -343,7 +343,7 @@ async fn published_ports_follow_readiness_when_the_runtime_says_so() {
         .networking(net)
         .build()
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = runtime_support::free_port();
     let spec = ContainerGroup::builder("gated")
         .container(web(&image, port))
         .ip_address(aci_core::spec::IpAddress::public([port]))

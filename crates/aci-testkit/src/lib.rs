@@ -5,7 +5,8 @@
 //!   killed on drop.
 //! - [`OciLayout`]: writes an OCI image layout (blobs, manifests, index) from bytes, and pushes
 //!   it with `skopeo copy`. [`TarLayer`] crafts layers, hostile ones included.
-//! - [`busybox_image`]: a busybox-static rootfs packed by `umoci` and pushed with `skopeo`.
+//! - [`busybox_image`]: a busybox-static rootfs packed by `umoci` and pushed with `skopeo`;
+//!   [`nettool_image`]: the same plus the static `aci-nettool` (network tests and benches).
 //! - [`Smbd`]: Samba's `smbd` serving one share from a temp dir (CIFS / azureFile tests).
 //!
 //! [`requirement`] is the one gate every test with a precondition (KVM, root, a tool, a
@@ -16,12 +17,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod layout;
+mod nettool;
 mod registry;
 mod smbd;
 mod tarlayer;
 mod umoci;
 
 pub use layout::{Descriptor, OciLayout, PlatformSpec};
+pub use nettool::{nettool_binary, nettool_image};
 pub use registry::Registry;
 pub use smbd::Smbd;
 pub use tarlayer::{LayerBlob, TarLayer};

@@ -5,6 +5,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+
+#[allow(unused_imports)] // not every test binary uses both
+pub use crate::runtime_support::{free_port, free_udp_port};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -144,11 +147,6 @@ pub async fn http_get_eventually(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     last
-}
-
-/// A free TCP port on the host.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The answer to an A query: (response code, addresses).

@@ -77,3 +77,29 @@ pub async fn create(rt: &Runtime, group: aci_core::spec::ContainerGroup) -> aci_
         Err(err) => panic!("create {name}: {err:?}\nguest console:\n{}", console(rt, &name)),
     }
 }
+
+/// True when ACI forbids publishing `port` (an ephemeral port often falls in those ranges:
+/// 49152-65534 is one of them).
+fn reserved(port: u16) -> bool {
+    aci_core::spec::ACI_RESERVED_PORTS.iter().any(|r| r.contains(&port))
+}
+
+/// A TCP port free on the host's loopback that a group may publish.
+pub fn free_port() -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !reserved(port) {
+            return port;
+        }
+    }
+}
+
+/// A UDP port free on the host's loopback that a group may publish.
+pub fn free_udp_port() -> u16 {
+    loop {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !reserved(port) {
+            return port;
+        }
+    }
+}

@@ -13,6 +13,8 @@
 //! - [`event`]: the device thread's reaction to the two queues' notifications.
 //! - [`init`]: the `INIT` reply widened to 1 MiB requests.
 //! - [`backend`]: the passthrough filesystem and FUSE server for one directory.
+//! - [`stable_dirs`] and [`listing`]: directory reads answered from a listing per open
+//!   directory, so removing entries while reading (`rm -rf`) skips none.
 //! - [`device`]: the [`crate::virtio::VirtioDevice`] (type 26, tag + queue-count config).
 
 pub mod backend;
@@ -20,6 +22,8 @@ pub mod device;
 pub mod event;
 pub mod handler;
 pub mod init;
+pub mod listing;
 pub mod policy;
+pub mod stable_dirs;
 
 pub use device::{Fs, FsError};
