@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::accounting::PriceTable;
 use super::api::Runtime;
 use super::error::RuntimeError;
+use super::log_sink::DEFAULT_LOG_FILE_CAP;
 use super::network::NetworkSettings;
 use super::restart::BackoffPolicy;
 use super::sizing::SizingPolicy;
@@ -49,6 +50,8 @@ pub struct RuntimeConfig {
     pub network: Option<NetworkSettings>,
     /// Volume drivers' settings (`azureFile` servers, the `git` program).
     pub volumes: VolumeSettings,
+    /// The most bytes of log files kept per container (see [`RuntimeBuilder::log_file_cap`]).
+    pub log_file_cap: u64,
 }
 
 /// Builds a [`Runtime`].
@@ -85,6 +88,7 @@ pub struct RuntimeBuilder {
     stop_grace: Option<Duration>,
     network: Option<NetworkSettings>,
     volumes: VolumeSettings,
+    log_file_cap: Option<u64>,
 }
 
 impl RuntimeBuilder {
@@ -200,6 +204,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The most bytes of log files kept on the host per container (default
+    /// [`DEFAULT_LOG_FILE_CAP`], 16 MiB): once a container's file reaches half of it, it
+    /// becomes the older half and a new file starts, so the most recent half-cap to cap
+    /// of its lines are kept (`docs/runtime.md`, "Logs").
+    pub fn log_file_cap(mut self, bytes: u64) -> Self {
+        self.log_file_cap = Some(bytes);
+        self
+    }
+
     /// The configuration this builder describes (paths are checked by [`Self::build`]).
     pub fn config(&self) -> Result<RuntimeConfig, RuntimeError> {
         let state_dir =
@@ -241,6 +254,7 @@ impl RuntimeBuilder {
             stop_grace: self.stop_grace.unwrap_or(Duration::from_secs(10)),
             network: self.network.clone(),
             volumes: self.volumes.clone(),
+            log_file_cap: self.log_file_cap.unwrap_or(DEFAULT_LOG_FILE_CAP),
         })
     }
 

@@ -25,7 +25,7 @@ use super::error::{AgentCallError, Step, StepError};
 use super::events::{EventKind, EventName};
 use super::group::{lock, GroupCtx};
 use super::guest::{AgentHandle, GuestMsg, StreamGuard, VmHandle};
-use super::kept_logs;
+use super::log_sink::LogSink;
 use super::network;
 use super::probes;
 use super::resolve::{container_config, limits, ContainerInput};
@@ -48,6 +48,8 @@ pub(crate) struct Deployed {
     pub apps: Vec<String>,
     /// The volumes; their host side is undone once the VM is gone (or on drop).
     pub volumes: GroupVolumes,
+    /// The containers' kept log files, filled while the deployment runs.
+    pub logs: LogSink,
 }
 
 /// A failed step and what the deployment had built so far (dropping it releases the VM).
@@ -69,8 +71,24 @@ struct ImagePlan {
     id: String,
 }
 
-/// Runs every step; on success the app containers run.
+/// Runs every step; on success the app containers run. On a failure the VM is gone and the
+/// logs kept so far are complete on disk.
 pub(crate) async fn deploy(ctx: &GroupCtx, spec: &ContainerGroup, number: u32) -> StepResult<Deployed> {
+    let config = &ctx.shared.config;
+    let logs = LogSink::new(&config.state_dir, &ctx.name, config.log_file_cap);
+    let result = bring_up(ctx, spec, number, &logs).await;
+    if result.is_err() {
+        logs.finish().await;
+    }
+    result
+}
+
+async fn bring_up(
+    ctx: &GroupCtx,
+    spec: &ContainerGroup,
+    number: u32,
+    logs: &LogSink,
+) -> StepResult<Deployed> {
     let config = &ctx.shared.config;
     let mut phases = Phases::new(ctx);
     spec.validate().map_err(at(Step::Validate))?;
@@ -135,17 +153,17 @@ pub(crate) async fn deploy(ctx: &GroupCtx, spec: &ContainerGroup, number: u32) -
     phases.done(Step::MountVolumes);
 
     for init in inits {
-        run_init(ctx, &agent, &mut guest_rx, init).await?;
+        run_init(ctx, &agent, logs, &mut guest_rx, init).await?;
     }
     phases.done(Step::InitContainers);
     let mut names = Vec::new();
     for app in apps {
         names.push(app.name.clone());
         probes::send(&agent, &probe_sets, &app.name).await.map_err(at(Step::StartContainers))?;
-        create_and_start(ctx, &agent, app).await.map_err(at(Step::StartContainers))?;
+        create_and_start(ctx, &agent, logs, app).await.map_err(at(Step::StartContainers))?;
     }
     phases.done(Step::StartContainers);
-    Ok(Deployed { vm, agent, _events: events, published, guest_rx, apps: names, volumes })
+    Ok(Deployed { vm, agent, _events: events, published, guest_rx, apps: names, volumes, logs: logs.clone() })
 }
 
 /// Records how long each phase of the deployment took, in the group's status.
@@ -366,10 +384,12 @@ fn vm_config(
     Ok(vm)
 }
 
-/// Creates and starts one container, recording Created, Started and the Running state.
+/// Creates and starts one container, recording Created, Started and the Running state; its
+/// log is followed into `logs` from before it starts.
 pub(crate) async fn create_and_start(
     ctx: &GroupCtx,
     agent: &AgentHandle,
+    logs: &LogSink,
     config: ContainerConfig,
 ) -> Result<(), AgentCallError> {
     let name = config.name.clone();
@@ -383,6 +403,10 @@ pub(crate) async fn create_and_start(
         return Err(err);
     }
     ctx.event(Some(&name), EventName::Created, EventKind::Normal, "Created container");
+    if let Err(err) = logs.follow(agent.uds(), &name, ctx.shared.config.agent_timeout).await {
+        let why = error_chain(&err);
+        tracing::warn!(group = %ctx.name, container = %name, "its logs will not be kept: {why}");
+    }
     start(ctx, agent, &name).await
 }
 
@@ -445,11 +469,12 @@ pub(crate) fn terminated(
 async fn run_init(
     ctx: &GroupCtx,
     agent: &AgentHandle,
+    logs: &LogSink,
     guest_rx: &mut UnboundedReceiver<GuestMsg>,
     config: ContainerConfig,
 ) -> StepResult<()> {
     let name = config.name.clone();
-    create_and_start(ctx, agent, config).await.map_err(at(Step::InitContainers))?;
+    create_and_start(ctx, agent, logs, config).await.map_err(at(Step::InitContainers))?;
     let status = loop {
         match guest_rx.recv().await {
             Some(GuestMsg::Agent(AgentEvent::ContainerExited { name: n, status })) if n == name => {
@@ -480,8 +505,6 @@ async fn run_init(
         }
     });
     if status.code != 0 {
-        let names: Vec<String> = ctx.status().containers.iter().map(|c| c.name.clone()).collect();
-        kept_logs::save(ctx, agent, &names).await;
         ctx.event(
             Some(&name),
             EventName::Failed,

@@ -1,89 +1,51 @@
-//! Logs kept after a deployment ends: before the VM goes away (stop, the group ending, an
-//! init container failing) each container's kept lines are fetched from the agent and
-//! written to `<state_dir>/logs/<group>/<container>.jsonl`, so `logs` still answers for a
-//! stopped or ended group (and after a process restart). A new deployment starts afresh.
+//! The kept log files of a group's containers (written by `log_sink.rs` while a deployment
+//! runs): where they are, reading them back for `logs` once the VM is gone (stopped, ended,
+//! failed, died, or after a process restart), and forgetting them.
+//!
+//! Layout: `<state_dir>/logs/<group>/<container>.jsonl`, one JSON [`LogEntry`] a line, and
+//! the older half `<container>.jsonl.1` once the file was rotated.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use aci_proto::container::{LogEntry, LogsRequest};
-use aci_proto::message::{AgentEvent, Call};
-
-use super::group::GroupCtx;
-use super::guest::{open_stream, AgentHandle};
-
-/// How long fetching one container's logs may take before it is given up.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+use aci_proto::container::LogEntry;
 
 /// The directory of a group's kept logs.
 pub(crate) fn group_dir(state_dir: &Path, group: &str) -> PathBuf {
     state_dir.join("logs").join(group)
 }
 
-fn file(state_dir: &Path, group: &str, container: &str) -> PathBuf {
-    group_dir(state_dir, group).join(format!("{container}.jsonl"))
+/// A container's current log file in the group directory `dir`.
+pub(crate) fn file(dir: &Path, container: &str) -> PathBuf {
+    dir.join(format!("{container}.jsonl"))
 }
 
-/// Fetches and writes the logs of `containers` (a container the agent does not know is
-/// skipped). Best effort: a failure is logged, never fatal.
-pub(crate) async fn save(ctx: &GroupCtx, agent: &AgentHandle, containers: &[String]) {
-    let state_dir = &ctx.shared.config.state_dir;
-    for container in containers {
-        let request = LogsRequest { container: container.clone(), tail: None, follow: false };
-        let Ok((mut channel, guard)) = open_stream(agent.uds(), FETCH_TIMEOUT, Call::Logs(request)).await
-        else {
-            continue;
-        };
-        let read = tokio::task::spawn_blocking(move || {
-            let mut entries = Vec::new();
-            while let Ok(Some(event)) = channel.next_event() {
-                match event {
-                    AgentEvent::Log(entry) => entries.push(entry),
-                    AgentEvent::LogEnd => break,
-                    _ => {}
-                }
-            }
-            entries
-        });
-        let entries = match tokio::time::timeout(FETCH_TIMEOUT, read).await {
-            Ok(Ok(entries)) => entries,
-            _ => {
-                drop(guard);
-                tracing::warn!(group = %ctx.name, %container, "fetching the logs to keep timed out");
-                continue;
-            }
-        };
-        drop(guard);
-        if let Err(err) = write(&file(state_dir, &ctx.name, container), &entries) {
-            tracing::warn!(group = %ctx.name, %container, error = %err, "cannot keep the container's logs");
-        }
-    }
+/// The older (rotated) half of the log file `path`.
+pub(crate) fn rotated(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".1");
+    PathBuf::from(name)
 }
 
-fn write(path: &Path, entries: &[LogEntry]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    for e in entries {
-        serde_json::to_writer(&mut out, e)?;
-        out.write_all(b"\n")?;
-    }
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(tmp, path)
-}
-
-/// The kept lines of a container (the last `tail`), or `None` when none were kept.
+/// The kept lines of a container, oldest first (the last `tail`), or `None` when none
+/// were kept. A line that does not decode (a torn last line after a host crash) is skipped.
 pub(crate) fn read(
     state_dir: &Path,
     group: &str,
     container: &str,
     tail: Option<usize>,
 ) -> Option<Vec<LogEntry>> {
-    let text = std::fs::read_to_string(file(state_dir, group, container)).ok()?;
-    let entries: Vec<LogEntry> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let current = file(&group_dir(state_dir, group), container);
+    let older = std::fs::read_to_string(rotated(&current)).ok();
+    let newer = std::fs::read_to_string(&current).ok();
+    if older.is_none() && newer.is_none() {
+        return None;
+    }
+    let entries: Vec<LogEntry> = [older, newer]
+        .iter()
+        .flatten()
+        .flat_map(|text| text.lines())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     let skip = tail.map_or(0, |n| entries.len().saturating_sub(n));
     Some(entries.into_iter().skip(skip).collect())
 }
@@ -91,4 +53,38 @@ pub(crate) fn read(
 /// Forgets a group's kept logs (a new deployment, or `delete`).
 pub(crate) fn clear(state_dir: &Path, group: &str) {
     let _ = std::fs::remove_dir_all(group_dir(state_dir, group));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aci_proto::container::LogStream;
+    use std::io::Write;
+
+    fn entry(i: u64) -> LogEntry {
+        LogEntry { time_unix_ns: i, stream: LogStream::Stdout, line: format!("line {i}"), run: 0 }
+    }
+
+    fn write(path: &Path, entries: impl Iterator<Item = LogEntry>) {
+        let text: String = entries.map(|e| serde_json::to_string(&e).unwrap() + "\n").collect();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn reads_the_rotated_half_first_skips_torn_lines_and_applies_tail() {
+        let state = tempfile::tempdir().unwrap();
+        assert!(read(state.path(), "g", "app", None).is_none());
+        let dir = group_dir(state.path(), "g");
+        std::fs::create_dir_all(&dir).unwrap();
+        let current = file(&dir, "app");
+        write(&rotated(&current), (0..3u64).map(entry));
+        write(&current, (3..5).map(entry));
+        std::fs::OpenOptions::new().append(true).open(&current).unwrap().write_all(b"{\"time_un").unwrap();
+        let all = read(state.path(), "g", "app", None).unwrap();
+        assert_eq!(all, (0..5).map(entry).collect::<Vec<_>>());
+        let last = read(state.path(), "g", "app", Some(2)).unwrap();
+        assert_eq!(last, vec![entry(3), entry(4)]);
+        clear(state.path(), "g");
+        assert!(read(state.path(), "g", "app", None).is_none());
+    }
 }

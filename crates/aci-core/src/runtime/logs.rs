@@ -74,8 +74,9 @@ impl Stream for LogStreamHandle {
 
 impl Runtime {
     /// The logs of `container` in group `name`: the kept lines (or the last `tail`), then
-    /// new ones when following. For a group that is not running, the lines kept when its
-    /// last deployment ended (following then ends with them).
+    /// new ones when following. A running group's agent answers; for a group whose VM is
+    /// gone (stopped, ended, failed, died, or after a process restart) the lines the host
+    /// kept while it ran answer (following then ends with them); see `docs/runtime.md`.
     ///
     /// ```no_run
     /// use aci_core::runtime::{LogOptions, Runtime};
@@ -137,7 +138,7 @@ impl Runtime {
         Ok(LogStreamHandle { rx, _guard: Some(guard) })
     }
 
-    /// The logs kept when the group's last deployment ended.
+    /// The lines the host kept while the group's last deployment ran.
     fn kept_logs(
         &self,
         group: &str,

@@ -21,7 +21,8 @@
 //! - `status.rs` — [`GroupStatus`] (also the on-disk record); `state.rs` — records and
 //!   the state-directory lock; `events.rs` — [`RuntimeEvent`]s; `accounting.rs` — the
 //!   meter, [`PriceTable`], [`UsageRecord`].
-//! - `logs.rs` — [`Runtime::logs`]; `kept_logs.rs` — logs kept after a deployment ends;
+//! - `logs.rs` — [`Runtime::logs`]; `log_sink.rs` — each container's log followed into
+//!   files while the deployment runs; `kept_logs.rs` — those files' layout and reading;
 //!   `exec.rs` — [`Runtime::exec`]; `attach.rs` — [`Runtime::attach`] (live output and
 //!   input of a running container).
 //! - `probes.rs` — liveness/readiness: `SetProbes`, `Unhealthy` events, `ready` flags,
@@ -46,6 +47,7 @@ mod exec;
 mod group;
 mod guest;
 mod kept_logs;
+mod log_sink;
 mod logs;
 mod network;
 mod probes;
@@ -68,6 +70,7 @@ pub use error::{AgentCallError, RuntimeError, Step, StepError};
 pub use events::{EventKind, EventName, RuntimeEvent};
 pub use exec::{ExecOutput, ExecRequest};
 pub use guest::BootError;
+pub use log_sink::{DEFAULT_LOG_FILE_CAP, SYNC_EVERY as LOG_SYNC_EVERY};
 pub use logs::{LogLine, LogOptions, LogStreamHandle};
 pub use network::{NetworkSettings, DEFAULT_DNS_ZONE};
 pub use probes::ProbeSpecError;

@@ -18,7 +18,6 @@ use super::error::RuntimeError;
 use super::events::{EventKind, EventName};
 use super::group::{lock, Command, GroupCtx};
 use super::guest::GuestMsg;
-use super::kept_logs;
 use super::network;
 use super::probes::{Decision, ProbeTracker};
 use super::restart::{should_restart, terminal_state};
@@ -368,7 +367,6 @@ impl Supervisor {
 
     /// Stops the containers, powers the guest off (by force after a grace), stops the meter.
     async fn end(mut self, end: End) {
-        let vm_alive = !matches!(end, End::VmLost(_));
         let (state, reason, reply) = match end {
             End::Stop(reply) => {
                 for (name, run) in &self.runs {
@@ -404,11 +402,10 @@ impl Supervisor {
                 (GroupState::Failed, Some(reason), None)
             }
         };
-        if vm_alive {
-            let names: Vec<String> = self.ctx.status().containers.iter().map(|c| c.name.clone()).collect();
-            kept_logs::save(&self.ctx, &self.deployed.agent, &names).await;
-        }
         self.power_off().await;
+        // The VM is gone: the log follows end; the files are complete (and synced) before
+        // the final state says the group ended.
+        self.deployed.logs.finish().await;
         self.deployed.volumes.release();
         // Published ports close first (their proxy tasks are aborted), then the tap and lease.
         drop(self.deployed.published.take());

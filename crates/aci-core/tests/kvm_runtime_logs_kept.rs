@@ -1,0 +1,232 @@
+//! KVM tier: container logs are kept on the host while the group runs, so they survive a
+//! guest that dies unexpectedly (and the runtime that ran it); the per-container files
+//! are capped; a container restart neither duplicates nor loses lines.
+//!
+//! How the guest dies: a real guest kernel panic caused by the workload. The test's runtime
+//! boots the guest with `sysctl.vm.panic_on_oom=1` and no memory overhead over the
+//! requests, so the container's memory limit (its request) is the whole guest RAM; an exec
+//! of ten `dd bs=64M` from `/dev/zero` (each holding a 64 MiB buffer it fills) exhausts the
+//! guest's memory before the container's cgroup limit is reached, the kernel's global OOM
+//! handling panics, the VM resets and the VMM reports a guest panic. (Simpler ways are shut:
+//! `/proc/sysrq-trigger` is read-only in a container, and the OOM killer never picks the
+//! agent, PID 1.) Nothing in the runtime is told: its supervisor
+//! sees the VM end under it, as with any unexpected death.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod runtime_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use aci_core::runtime::{ExecRequest, GroupState, LogLine, LogOptions, Runtime, SizingPolicy};
+use aci_core::spec::{Container, ContainerGroup};
+use aci_testkit::Registry;
+use futures_util::StreamExt;
+use runtime_support::{gate, registry, state_dir, BOOT_WAIT};
+
+/// A runtime as `runtime_support::runtime`, with `cmdline_extra` on the guest kernel's
+/// command line, `overhead_mib` over the requests and `cap` bytes of logs per container.
+fn runtime(
+    reg: &Registry,
+    state: &Path,
+    cmdline_extra: &str,
+    overhead_mib: u32,
+    cap: Option<u64>,
+) -> Runtime {
+    let guest = aci_testkit::guest_dir();
+    let mut builder = Runtime::builder()
+        .state_dir(state)
+        .guest_kernel(guest.join("vmlinux"))
+        .guest_initrd(guest.join("initramfs.cpio.gz"))
+        .insecure_registry(reg.host())
+        .kernel_cmdline(format!("{} {cmdline_extra}", aci_vmm::DEFAULT_CMDLINE))
+        .sizing(SizingPolicy { overhead_mib, max_vcpus: 2 })
+        .stats_interval(Duration::from_millis(500))
+        .stop_grace(Duration::from_secs(2));
+    if let Some(cap) = cap {
+        builder = builder.log_file_cap(cap);
+    }
+    builder.build().expect("building the runtime")
+}
+
+fn group(name: &str, image: &str, memory_gb: f64, script: &str) -> ContainerGroup {
+    ContainerGroup::builder(name)
+        .container(
+            Container::new("app", image).command(["/bin/sh", "-c", script]).cpu(1.0).memory_gb(memory_gb),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn lines(rt: &Runtime, group: &str, options: LogOptions) -> Vec<LogLine> {
+    let stream = rt.logs(group, "app", options).await.unwrap();
+    stream.map(|l| l.unwrap()).collect().await
+}
+
+fn texts(lines: &[LogLine]) -> Vec<String> {
+    lines.iter().map(|l| l.line.clone()).collect()
+}
+
+/// Waits until the running group's live logs hold `count` lines equal to `line`.
+async fn wait_for_line(rt: &Runtime, group: &str, line: &str, count: usize) {
+    let deadline = tokio::time::Instant::now() + BOOT_WAIT;
+    loop {
+        let got = lines(rt, group, LogOptions::default()).await;
+        if got.iter().filter(|l| l.line == line).count() >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{group}: {count} x {line:?} not in the logs; last lines: {:?}",
+            texts(&got).iter().rev().take(5).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The kept log files of `group`'s container `app` and their total size.
+fn kept_files(state: &Path, group: &str) -> (Vec<std::path::PathBuf>, u64) {
+    let dir = state.join("logs").join(group);
+    let files: Vec<_> =
+        ["app.jsonl", "app.jsonl.1"].iter().map(|f| dir.join(f)).filter(|p| p.exists()).collect();
+    let size = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    (files, size)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "KVM tier: boots guests; run by `cargo xtask test`"]
+async fn logs_survive_a_guest_kernel_panic_and_a_new_runtime() {
+    if !gate("logs_survive_a_guest_kernel_panic_and_a_new_runtime") {
+        return;
+    }
+    let (reg, image) = registry();
+    let state = state_dir("logs-panic");
+    let rt = runtime(&reg, state.path(), "sysctl.vm.panic_on_oom=1", 0, None);
+    let script = "for i in $(seq 1 300); do echo line-$i; done; sleep 1; echo before-death >&2; sleep 3600";
+    runtime_support::create(&rt, group("doomed", &image, 0.5, script)).await;
+    wait_for_line(&rt, "doomed", "before-death", 1).await;
+
+    // What the guest looks like before (printed for a failure's diagnosis).
+    let probe = "head -2 /proc/meminfo; cat /proc/sys/vm/panic_on_oom /sys/fs/cgroup/memory.max";
+    let before = rt.exec("doomed", "app", ExecRequest::new(["/bin/sh", "-c", probe])).await.unwrap();
+    eprintln!("before the hog: {}", before.stdout_text().replace('\n', "; "));
+
+    // Exhaust the guest's memory: 10 x 64 MiB buffers, each filled from /dev/zero and held,
+    // is more than the guest has. The exec never answers (the VM dies under it).
+    let hog = {
+        let rt = rt.clone();
+        tokio::spawn(async move {
+            let script =
+                "for i in $(seq 10); do dd if=/dev/zero of=/dev/null bs=64M count=100000 & done; wait";
+            let mut request = ExecRequest::new(["/bin/sh", "-c", script]);
+            request.timeout = Some(BOOT_WAIT);
+            rt.exec("doomed", "app", request).await
+        })
+    };
+    let status = match rt.wait_for("doomed", BOOT_WAIT, "the VM dies", |s| !s.state.is_active()).await {
+        Ok(status) => status,
+        Err(err) => {
+            let hog = if hog.is_finished() { format!("{:?}", hog.await) } else { "still running".into() };
+            panic!("{err}; the hog: {hog}\nconsole:\n{}", runtime_support::console(&rt, "doomed"))
+        }
+    };
+    let console = runtime_support::console(&rt, "doomed");
+    assert_eq!(status.state, GroupState::Failed, "{status:?}");
+    let reason = status.reason.clone().unwrap_or_default();
+    assert!(reason.contains("the VM ended unexpectedly"), "reason: {reason}\nconsole:\n{console}");
+    assert!(console.contains("Kernel panic"), "the guest did not panic; console:\n{console}");
+    hog.abort();
+    let _ = hog.await;
+
+    // Every line printed before the death, in order, from the host's files.
+    let mut want: Vec<String> = (1..=300).map(|i| format!("line-{i}")).collect();
+    want.push("before-death".into());
+    let kept = lines(&rt, "doomed", LogOptions::default()).await;
+    assert_eq!(texts(&kept), want);
+    assert_eq!(kept.last().unwrap().stream, aci_proto::container::LogStream::Stderr);
+    assert!(kept.iter().all(|l| l.run == 0 && l.time_unix_ns > 0));
+    let tail = lines(&rt, "doomed", LogOptions { tail: Some(3), timestamps: true, follow: true }).await;
+    assert_eq!(texts(&tail), ["line-299", "line-300", "before-death"]);
+    let shown = tail[2].to_string();
+    assert!(shown.ends_with(" before-death") && shown.starts_with("20"), "{shown}");
+
+    // A new runtime over the same state directory (the process "restarted") still answers.
+    drop(rt);
+    let rt = runtime(&reg, state.path(), "", 128, None);
+    assert_eq!(texts(&lines(&rt, "doomed", LogOptions::default()).await), want);
+    rt.delete("doomed").await.unwrap();
+    assert!(!state.path().join("logs").join("doomed").exists(), "delete keeps the logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "KVM tier: boots guests; run by `cargo xtask test`"]
+async fn kept_logs_are_capped_and_continue_across_restarts() {
+    if !gate("kept_logs_are_capped_and_continue_across_restarts") {
+        return;
+    }
+    const CAP: u64 = 64 * 1024;
+    let (reg, image) = registry();
+    let state = state_dir("logs-cap");
+    let rt = runtime(&reg, state.path(), "", 128, Some(CAP));
+    let chatty = "seq 1 3000 | sed 's/^/line-/; s/$/ padding-padding-padding-padding-padding-padding/'; \
+                  echo end-of-run; sleep 3600";
+    tokio::join!(
+        runtime_support::create(&rt, group("chatty", &image, 0.25, chatty)),
+        runtime_support::create(
+            &rt,
+            group("twice", &image, 0.25, "echo hello; sleep 1; echo oops >&2; sleep 3600")
+        ),
+    );
+    wait_for_line(&rt, "chatty", "end-of-run", 1).await;
+    wait_for_line(&rt, "twice", "oops", 1).await;
+
+    // The host writes the lines as they come, not at the end.
+    let (files, size) = kept_files(state.path(), "chatty");
+    assert_eq!(files.len(), 2, "the file was not rotated: {files:?}");
+    assert!(size <= CAP, "{size} bytes kept, cap {CAP}");
+    let current = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        current.trim_end().ends_with("\"line\":\"end-of-run\",\"run\":0}"),
+        "{}",
+        &current[current.len() - 200..]
+    );
+
+    // In-place restarts: the same follow sees the next run.
+    rt.restart("chatty").await.unwrap();
+    rt.restart("twice").await.unwrap();
+    wait_for_line(&rt, "chatty", "end-of-run", 2).await;
+    wait_for_line(&rt, "twice", "oops", 2).await;
+    let live_twice = lines(&rt, "twice", LogOptions::default()).await;
+    rt.stop("chatty").await.unwrap();
+    rt.stop("twice").await.unwrap();
+
+    // From the files now: exactly the two runs, no duplicate, no loss.
+    let twice = lines(&rt, "twice", LogOptions::default()).await;
+    assert_eq!(texts(&twice), ["hello", "oops", "hello", "oops"]);
+    assert_eq!(twice.iter().map(|l| l.run).collect::<Vec<_>>(), [0, 0, 1, 1]);
+    assert_eq!(twice, live_twice);
+
+    // Capped: the most recent lines, contiguous, ending with the second run's end.
+    let (files, size) = kept_files(state.path(), "chatty");
+    assert!(size <= CAP, "{size} bytes kept in {files:?}, cap {CAP}");
+    let kept = lines(&rt, "chatty", LogOptions::default()).await;
+    assert!(kept.len() > 100 && kept.len() < 3000, "{} lines kept", kept.len());
+    eprintln!("chatty: 6002 lines printed, {} kept in {size} bytes (cap {CAP})", kept.len());
+    assert_eq!(kept.last().map(|l| (l.line.as_str(), l.run)), Some(("end-of-run", 1)));
+    let numbers: Vec<u32> = kept[..kept.len() - 1]
+        .iter()
+        .map(|l| {
+            assert_eq!(l.run, 1, "{l:?}");
+            l.line.strip_prefix("line-").and_then(|r| r.split(' ').next()).unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(*numbers.last().unwrap(), 3000);
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "a gap or duplicate in {numbers:?}");
+
+    // A new deployment starts afresh.
+    runtime_support::create(&rt, group("twice", &image, 0.25, "echo fresh; sleep 3600")).await;
+    wait_for_line(&rt, "twice", "fresh", 1).await;
+    rt.stop("twice").await.unwrap();
+    assert_eq!(texts(&lines(&rt, "twice", LogOptions::default()).await), ["fresh"]);
+}
