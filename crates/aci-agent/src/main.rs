@@ -12,10 +12,14 @@
 //! network, DNS, storage mounts) and the containers. Before powering off it stops the
 //! containers, syncs, and unmounts the sandbox's storage newest first.
 //!
+//! The same binary is every container's init shim (`init_shim`): bound read-only into each
+//! container at `/.aci/init` and started as `/.aci/init init --status-fd=3 -- CMD...`.
+//!
 //! It is built as a fully static binary (`cargo xtask guest`) and packed as `/init` of the
 //! guest initramfs.
 
 mod containers;
+mod init_shim;
 mod mounts;
 mod power;
 mod probes;
@@ -59,6 +63,13 @@ use std::io::{self, BufRead, Write};
 const READY_PREFIX: &str = "aci-agent ready";
 
 fn main() {
+    // As a container's init shim (`/.aci/init init -- CMD...`): nothing of the agent runs.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // (The guest's own init is `/init`: a stray `init` word on the kernel command line does
+    // not turn it into a shim.)
+    if args.len() > 2 && args[0] != "/init" && args[1] == init_shim::SUBCOMMAND {
+        init_shim::main(&args[2..]);
+    }
     let is_init = std::process::id() == 1;
     let mut controllers = Vec::new();
     if is_init && tmpfs_root::root_is_initramfs() {

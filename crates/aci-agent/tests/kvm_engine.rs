@@ -34,12 +34,19 @@ fn gate(test: &str) -> bool {
         .is_ok_and(|c| c.split_whitespace().any(|w| w == "memory"))
     {
         Some("needs cgroup v2 with the memory controller at /sys/fs/cgroup (run in L1)".to_owned())
+    } else if !static_agent().is_file() {
+        Some(format!("needs the static guest agent {} (`cargo xtask guest`)", static_agent().display()))
     } else if !Path::new("/bin/busybox").is_file() {
         Some("needs /bin/busybox (Debian busybox-static)".to_owned())
     } else {
         None
     };
     aci_testkit::requirement(test, missing.as_deref())
+}
+
+/// The static agent `cargo xtask guest` builds: the containers' init shim in these tests.
+fn static_agent() -> PathBuf {
+    aci_testkit::guest_dir().join("aci-agent")
 }
 
 /// A busybox root: `/bin/busybox` and a link per applet, `/etc/passwd`, `/etc/group`, a
@@ -137,12 +144,20 @@ struct Agent {
 
 impl Agent {
     fn start(name: &str) -> Self {
+        Self::start_with(name, static_agent())
+    }
+
+    /// An agent whose init shim is `shim` (a dynamically linked one is refused: the agent
+    /// then runs commands directly, as before the shim existed).
+    fn start_with(name: &str, shim: PathBuf) -> Self {
         let image = tempfile::Builder::new().prefix(&format!("aci-engine-{name}-")).tempdir().unwrap();
         busybox_rootfs(image.path());
         let socket = std::env::temp_dir().join(format!("aci-engine-{name}-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
         let mut command = Command::new(env!("CARGO_BIN_EXE_aci-agent"));
         command.env("ACI_AGENT_LISTEN_UNIX", &socket).stdin(Stdio::piped());
+        // The init shim must be a static binary (the host build is not): the guest's agent.
+        command.env("ACI_AGENT_INIT_SHIM", shim);
         if let Some(root) = chroot_mount_point() {
             root_on_namespace_root(&mut command, &root);
         }
@@ -185,6 +200,20 @@ impl Agent {
                 Some(other) => panic!("unexpected event {other:?}"),
             }
         }
+    }
+}
+
+impl Agent {
+    /// Asks the agent to power off (it stops its containers: SIGTERM, SIGKILL after 5 s)
+    /// and returns how long that took.
+    fn power_off(&mut self) -> Duration {
+        let t = Instant::now();
+        self.child.stdin.take().unwrap().write_all(b"poweroff\n").unwrap();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(30), "the agent did not power off");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        t.elapsed()
     }
 }
 
@@ -235,7 +264,7 @@ fn containers_have_their_own_pid_namespace_hostname_and_view() {
         &[
             "sh",
             "-c",
-            "echo pid=$$; echo host=$(hostname); echo procs=$(ls -d /proc/[0-9]* | wc -l); \
+            "echo pid=$$; echo init=$(cat /proc/1/comm); echo host=$(hostname); echo procs=$(ls -d /proc/[0-9]* | wc -l); \
              echo uts=$(readlink /proc/self/ns/uts); echo pidns=$(readlink /proc/self/ns/pid); \
              echo user=$(id -u):$(id -g); echo cwd=$(pwd); echo secret=$SECRET; touch /home/app/written",
         ],
@@ -252,11 +281,13 @@ fn containers_have_their_own_pid_namespace_hostname_and_view() {
             .find_map(|l| l.strip_prefix(&format!("{key}=")))
             .unwrap_or_else(|| panic!("{key} in {lines:?}"))
     };
-    assert_eq!(get("pid"), "1");
+    // PID 1 is the init shim (`/.aci/init`), the command its child.
+    assert_eq!(get("pid"), "2");
+    assert_eq!(get("init"), "init");
     let outer_host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(get("host"), outer_host.trim());
     let procs: usize = get("procs").parse().unwrap();
-    assert!(procs <= 4, "the container sees {procs} processes: {lines:?}");
+    assert!(procs <= 5, "the container sees {procs} processes: {lines:?}");
     assert_ne!(get("uts"), std::fs::read_link("/proc/self/ns/uts").unwrap().to_str().unwrap());
     assert_ne!(get("pidns"), std::fs::read_link("/proc/self/ns/pid").unwrap().to_str().unwrap());
     assert_eq!(get("user"), "1000:1000");
@@ -440,8 +471,7 @@ fn logs_exec_stats_signal_and_restart_in_place() {
         "{s:?}"
     );
 
-    // Signal: the run ends with that signal. (The process is PID 1 of its namespace, so
-    // only signals it handles, and SIGKILL, reach it; the shell loop handles none.)
+    // Signal: the run ends with that signal (SIGKILL reaches the init shim itself).
     ch.call(Call::Signal { name: "svc".into(), signal: 9 }).unwrap();
     let Reply::Exited(status) = ch.call(Call::WaitContainer { name: "svc".into() }).unwrap() else {
         panic!()
@@ -566,4 +596,184 @@ fn exec_probes_run_through_the_engine_and_report_on_events() {
     }
     assert!(failed, "the attempts before /tmp/healthy existed failed");
     ch.call(Call::RemoveContainer { name: "probed".into() }).unwrap();
+}
+
+/// Runs `script` in `container` with an exec; its stdout and exit code.
+fn exec_sh(agent: &Agent, container: &str, script: &str) -> (String, i32) {
+    let mut exec = agent.channel();
+    let call = Call::Exec(ExecConfig {
+        container: container.into(),
+        args: ["sh", "-c", script].map(String::from).to_vec(),
+        ..ExecConfig::default()
+    });
+    assert!(matches!(exec.call(call).unwrap(), Reply::ExecStarted { .. }));
+    let mut out = Vec::new();
+    loop {
+        let frame = exec.next_frame().unwrap();
+        match (frame.kind, frame.stream) {
+            (FrameKind::Data, STDOUT) => out.extend(frame.payload),
+            (FrameKind::Event, _) => match serde_json::from_slice::<AgentEvent>(&frame.payload).unwrap() {
+                AgentEvent::ExecExited(status) => {
+                    return (String::from_utf8_lossy(&out).into_owned(), status.code)
+                }
+                other => panic!("unexpected {other:?}"),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Waits until `container`'s logs have a line `line`.
+fn wait_for_line(agent: &Agent, container: &str, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !agent.logs(container).iter().any(|e| e.line == line) {
+        assert!(Instant::now() < deadline, "{container} never printed {line:?}: {:?}", agent.logs(container));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start(ch: &mut Channel<UnixStream>, config: ContainerConfig) {
+    let name = config.name.clone();
+    ch.call(Call::CreateContainer(config)).unwrap();
+    ch.call(Call::StartContainer { name }).unwrap();
+}
+
+fn wait(ch: &mut Channel<UnixStream>, name: &str) -> aci_proto::container::ExitStatus {
+    let Reply::Exited(status) = ch.call(Call::WaitContainer { name: name.into() }).unwrap() else { panic!() };
+    status
+}
+
+#[test]
+#[ignore = "KVM tier (engine fast tier): needs root and cgroup v2; run in L1 by `cargo xtask test`"]
+fn the_init_shim_forwards_signals_reports_exits_and_reaps_orphans() {
+    if !gate("the_init_shim_forwards_signals_reports_exits_and_reaps_orphans") {
+        return;
+    }
+    let agent = Agent::start("shim");
+    let mut ch = agent.channel();
+
+    // A shell that handles no signal: SIGTERM (to the shim, forwarded) ends it at once,
+    // reported as killed by SIGTERM.
+    start(&mut ch, agent.config("idle", &["sh", "-c", "echo up; sleep 1000"]));
+    wait_for_line(&agent, "idle", "up");
+    let t = Instant::now();
+    ch.call(Call::Signal { name: "idle".into(), signal: libc::SIGTERM }).unwrap();
+    let status = wait(&mut ch, "idle");
+    let took = t.elapsed();
+    println!("kvm_engine: SIGTERM to `sh -c 'sleep 1000'` -> exit {status:?} after {took:?}");
+    assert_eq!((status.signal, status.code), (Some(libc::SIGTERM), 143), "{status:?}");
+    assert!(took < Duration::from_secs(3), "stopping took {took:?}");
+
+    // A script with a SIGTERM trap sees the signal; its exit code is the container's.
+    let trap = "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done";
+    start(&mut ch, agent.config("trap", &["sh", "-c", trap]));
+    wait_for_line(&agent, "trap", "ready");
+    ch.call(Call::Signal { name: "trap".into(), signal: libc::SIGTERM }).unwrap();
+    let status = wait(&mut ch, "trap");
+    assert_eq!((status.signal, status.code), (None, 7), "{status:?}");
+    assert!(agent.logs("trap").iter().any(|e| e.line == "got-term"));
+
+    // A command killed by SIGKILL (its own, from inside) is still reported as signal 9,
+    // and a plain exit code passes through.
+    start(&mut ch, agent.config("killed", &["sh", "-c", "kill -KILL $$"]));
+    let status = wait(&mut ch, "killed");
+    assert_eq!((status.signal, status.code, status.oom_killed), (Some(9), 137, false), "{status:?}");
+    start(&mut ch, agent.config("code", &["sh", "-c", "exit 42"]));
+    assert_eq!(wait(&mut ch, "code").code, 42);
+
+    // Orphans re-parented to the shim are reaped: no zombies in the container.
+    let orphans = "for i in 1 2 3 4; do (sleep 0.2 &); done; echo spawned; sleep 1000";
+    start(&mut ch, agent.config("orphans", &["sh", "-c", orphans]));
+    wait_for_line(&agent, "orphans", "spawned");
+    std::thread::sleep(Duration::from_secs(2));
+    let (stat, code) = exec_sh(&agent, "orphans", "cat /proc/[0-9]*/stat");
+    assert_eq!(code, 0);
+    let states: Vec<(&str, &str)> = stat
+        .lines()
+        .filter_map(|l| {
+            let (head, tail) = l.rsplit_once(") ")?;
+            Some((head.split_once(" (")?.1, tail.split_whitespace().next()?))
+        })
+        .collect();
+    println!("kvm_engine: processes in the orphans container: {states:?}");
+    assert!(states.contains(&("init", "S")) && states.iter().any(|(c, _)| *c == "sleep"), "{stat}");
+    assert!(!states.iter().any(|(_, s)| *s == "Z"), "zombies: {stat}");
+    ch.call(Call::Signal { name: "orphans".into(), signal: libc::SIGTERM }).unwrap();
+    assert_eq!(wait(&mut ch, "orphans").signal, Some(libc::SIGTERM));
+
+    // An unknown command still fails the start (the shim's command is checked).
+    let err = ch
+        .call(Call::CreateContainer(agent.config("nocmd", &["no-such-cmd"])))
+        .and_then(|_| ch.call(Call::StartContainer { name: "nocmd".into() }));
+    let (kind, message) = remote_kind(err.unwrap_err());
+    assert_eq!(kind, RemoteErrorKind::StartFailed, "{message}");
+    assert!(message.contains("no-such-cmd"), "{message}");
+}
+
+#[test]
+#[ignore = "KVM tier (engine fast tier): needs root and cgroup v2; run in L1 by `cargo xtask test`"]
+fn a_full_writable_layer_gives_enospc_and_spares_the_neighbours() {
+    if !gate("a_full_writable_layer_gives_enospc_and_spares_the_neighbours") {
+        return;
+    }
+    let agent = Agent::start("full");
+    let mut ch = agent.channel();
+    start(&mut ch, agent.config("neighbour", &["sh", "-c", "echo up; sleep 1000"]));
+    wait_for_line(&agent, "neighbour", "up");
+    // 64 MiB of memory: a 32 MiB writable layer; writing 48 MiB fails with ENOSPC.
+    let mut c = agent.config(
+        "filler",
+        &["sh", "-c", "dd if=/dev/zero of=/big bs=1M count=48; echo dd=$?; df -k / | tail -1; sleep 1000"],
+    );
+    c.resources.memory_bytes = Some(64 << 20);
+    start(&mut ch, c);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lines = loop {
+        let lines: Vec<String> = agent.logs("filler").into_iter().map(|e| e.line).collect();
+        if lines.iter().any(|l| l.starts_with("overlay") || l.contains('%')) || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("kvm_engine: filling the writable layer: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains("No space left on device")), "{lines:?}");
+    let code = lines.iter().find_map(|l| l.strip_prefix("dd=")).unwrap_or_else(|| panic!("{lines:?}"));
+    assert_ne!(code, "0", "{lines:?}");
+    // Still running (not OOM-killed), and so is the neighbour.
+    let Reply::Containers { containers } = ch.call(Call::ListContainers).unwrap() else { panic!() };
+    assert!(containers.iter().all(|c| c.state == ContainerState::Running), "{containers:?}");
+    let (out, code) = exec_sh(&agent, "neighbour", "echo alive; echo x > /f && cat /f");
+    assert_eq!((out.as_str(), code), ("alive\nx\n", 0));
+    let (size, _) = exec_sh(&agent, "filler", "ls -l /big | awk '{print $5}'");
+    let size: u64 = size.trim().parse().unwrap();
+    assert!(size <= 32 << 20 && size > 16 << 20, "the layer took {size} bytes");
+}
+
+#[test]
+#[ignore = "KVM tier (engine fast tier): needs root and cgroup v2; run in L1 by `cargo xtask test`"]
+fn power_off_stops_a_signal_ignorant_shell_at_once_only_under_the_shim() {
+    if !gate("power_off_stops_a_signal_ignorant_shell_at_once_only_under_the_shim") {
+        return;
+    }
+    let mut took = Vec::new();
+    // The host build of the agent is dynamically linked, so it is refused as a shim.
+    for (label, shim) in [
+        ("without the shim", PathBuf::from(env!("CARGO_BIN_EXE_aci-agent"))),
+        ("with the shim", static_agent()),
+    ] {
+        let mut agent = Agent::start_with("poweroff", shim);
+        let mut ch = agent.channel();
+        start(&mut ch, agent.config("idle", &["sh", "-c", "echo up; sleep 1000"]));
+        wait_for_line(&agent, "idle", "up");
+        let (init, _) = exec_sh(&agent, "idle", "cat /proc/1/comm");
+        let stop = agent.power_off();
+        println!(
+            "kvm_engine: {label} (PID 1 {:?}): power-off with a running `sh -c 'sleep 1000'` took {stop:?}",
+            init.trim()
+        );
+        took.push(stop);
+    }
+    // Without: SIGTERM is dropped, the agent waits its 5 s grace and SIGKILLs.
+    assert!(took[0] >= Duration::from_secs(5), "{took:?}");
+    assert!(took[1] < Duration::from_secs(2), "{took:?}");
 }

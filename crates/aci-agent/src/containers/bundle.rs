@@ -20,6 +20,7 @@ use thiserror::Error;
 
 use super::seccomp;
 use super::user::UserIds;
+use crate::init_shim::{self, SHIM_PATH};
 
 /// The `PATH` a container gets when its environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -60,6 +61,9 @@ pub struct BundleInputs {
     /// Guest files bound read-only into the container: (guest path, container path), e.g.
     /// the sandbox's `/etc/resolv.conf`.
     pub etc_files: Vec<(PathBuf, PathBuf)>,
+    /// The init shim (the agent's binary, published in the guest): bound read-only at
+    /// [`SHIM_PATH`] and put in front of the command. `None` runs the command directly.
+    pub shim: Option<PathBuf>,
 }
 
 /// The configuration cannot become a spec; the text names the field.
@@ -159,7 +163,10 @@ pub fn spec(config: &ContainerConfig, inputs: &BundleInputs) -> Result<Spec, Bun
     let process = process
         .terminal(config.tty)
         .user(user)
-        .args(config.args.clone())
+        .args(match inputs.shim {
+            Some(_) => init_shim::wrap(&config.args),
+            None => config.args.clone(),
+        })
         .env(env)
         .cwd(cwd)
         .capabilities(default_capabilities()?)
@@ -191,6 +198,9 @@ pub fn spec(config: &ContainerConfig, inputs: &BundleInputs) -> Result<Spec, Bun
     let mut mounts = default_mounts()?;
     for (source, destination) in &inputs.etc_files {
         mounts.push(bind(source, destination, true)?);
+    }
+    if let Some(shim) = &inputs.shim {
+        mounts.push(bind(shim, Path::new(SHIM_PATH), true)?);
     }
     for (i, m) in config.mounts.iter().enumerate() {
         let source = checked_path(format!("mounts[{i}].source"), &m.source)?;
@@ -304,6 +314,7 @@ mod tests {
             hostname: "group-1".into(),
             user: UserIds { uid: 1000, gid: 50, additional_gids: vec![44], home: Some("/home/app".into()) },
             etc_files: vec![("/etc/resolv.conf".into(), "/etc/resolv.conf".into())],
+            shim: None,
         }
     }
 
@@ -390,6 +401,20 @@ mod tests {
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.terminal(), Some(true));
         assert!(p.env().as_ref().unwrap().contains(&"TERM=xterm".to_string()));
+    }
+
+    #[test]
+    fn the_shim_is_bound_read_only_and_runs_the_command() {
+        let mut i = inputs();
+        i.shim = Some("/run/aci/init".into());
+        let spec = spec(&config(), &i).unwrap();
+        let args = spec.process().as_ref().unwrap().args().as_ref().unwrap();
+        assert_eq!(args[0], SHIM_PATH);
+        assert_eq!(init_shim::unwrap(args).unwrap(), ["httpd", "-f"]);
+        let mounts = spec.mounts().as_ref().unwrap();
+        let shim = mounts.iter().find(|m| m.destination() == Path::new(SHIM_PATH)).unwrap();
+        assert_eq!(shim.source().as_deref(), Some(Path::new("/run/aci/init")));
+        assert!(shim.options().as_ref().unwrap().contains(&"ro".into()));
     }
 
     #[test]

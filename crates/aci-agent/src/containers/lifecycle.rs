@@ -16,6 +16,7 @@ use super::logs::LogBook;
 use super::reaper::Exit;
 use super::rootfs::{self, Layout};
 use super::runtime::{dev_null, pipe, Stdio};
+use super::shim;
 use super::stats::{self, CGROUP_ROOT};
 use super::tty::{self, ConsoleSocket};
 use super::user;
@@ -148,7 +149,10 @@ impl Shared {
         // Leftovers of an earlier agent life (or a failed remove) go first.
         let _ = self.runtime.delete(&name);
         let _ = rootfs::remove(&layout);
-        let rootfs = rootfs::mount_overlay(&layout, &image_root)
+        let guest_ram =
+            rootfs::guest_ram().map_err(EngineError::setup(&name, "reading the guest's memory size"))?;
+        let upper_bytes = rootfs::upper_size(config.resources.memory_bytes, guest_ram);
+        let rootfs = rootfs::mount_overlay(&layout, &image_root, upper_bytes)
             .map_err(EngineError::setup(&name, "mounting the overlay root"))?;
         match self.prepare(&config, &layout, rootfs) {
             Ok(user) => {
@@ -167,6 +171,7 @@ impl Shared {
                     oom_base: 0,
                     keep_open: None,
                     stdin: None,
+                    shim_status: None,
                 };
                 table.insert(name, entry);
                 Ok(())
@@ -197,7 +202,8 @@ impl Shared {
             })?;
         let etc_files =
             ETC_FILES.iter().map(PathBuf::from).filter(|p| p.is_file()).map(|p| (p.clone(), p)).collect();
-        let inputs = BundleInputs { rootfs, hostname: hostname(), user: user.clone(), etc_files };
+        let inputs =
+            BundleInputs { rootfs, hostname: hostname(), user: user.clone(), etc_files, shim: self.shim() };
         let spec = bundle::spec(config, &inputs)
             .map_err(|e| EngineError::InvalidConfig { name: name.clone(), what: e.to_string() })?;
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::InvalidConfig {
@@ -245,7 +251,12 @@ impl Shared {
 
         let io = run_io(entry, name)?;
         let console_path = io.console.as_ref().map(|c| c.path().to_owned());
-        let pid = match self.runtime.create(name, &entry.layout.dir, &io.stdio, console_path.as_deref()) {
+        let (status_r, status_w) =
+            pipe().map_err(EngineError::setup(name, "creating the shim's status pipe"))?;
+        let created =
+            self.runtime.create(name, &entry.layout.dir, &io.stdio, console_path.as_deref(), Some(&status_w));
+        drop(status_w); // Only the shim may hold it: end of file when it exits.
+        let pid = match created {
             Ok(pid) => pid,
             Err(reason) => {
                 let _ = self.runtime.delete(name);
@@ -284,6 +295,7 @@ impl Shared {
         entry.started_at_ms = now_ms();
         entry.keep_open = keep_open;
         entry.stdin = io.stdin.map(|w| StdinSlot::new(File::from(w)));
+        entry.shim_status = Some(status_r);
         drop(table);
         self.changed.notify_all();
         self.emit(AgentEvent::ContainerStarted { name: name.to_owned(), pid: pid as u32 });
@@ -303,6 +315,10 @@ impl Shared {
         if entry.run != run || entry.state != ContainerState::Running {
             return;
         }
+        let exit = match entry.shim_status.take() {
+            Some(pipe) => shim::decode(exit, &shim::read_report(pipe)),
+            None => exit,
+        };
         let ooms = stats::keyed(&cgroup_dir(name), "memory.events", "oom_kill").unwrap_or(0);
         let status = ExitStatus {
             code: exit.code,

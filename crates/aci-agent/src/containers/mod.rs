@@ -21,6 +21,7 @@ mod reaper;
 mod rootfs;
 mod runtime;
 mod seccomp;
+mod shim;
 mod stats;
 mod streams;
 mod tty;
@@ -65,6 +66,9 @@ struct Shared {
     next_exec: AtomicU64,
     /// Told when a run starts (`Some(run)`) or ends (`None`): the probes.
     observer: OnceLock<RunObserver>,
+    /// The init shim's published path (published on first create; `None` if that failed,
+    /// and containers then run their command directly).
+    shim: OnceLock<Option<PathBuf>>,
 }
 
 /// See [`Shared::observer`].
@@ -103,6 +107,8 @@ struct Entry {
     /// The write end of the current run's stdin pipe (`stdin: true`, no terminal), shared
     /// with attaches; dropped here when the run ends.
     stdin: Option<fanout::StdinSlot>,
+    /// The read end of the current run's init-shim status pipe (see `shim::decode`).
+    shim_status: Option<OwnedFd>,
 }
 
 impl Engine {
@@ -120,6 +126,7 @@ impl Engine {
                 subscribers: Mutex::new(Vec::new()),
                 next_exec: AtomicU64::new(1),
                 observer: OnceLock::new(),
+                shim: OnceLock::new(),
             }),
         }
     }
@@ -216,6 +223,19 @@ impl Shared {
     /// reap their harness's children).
     fn reaper(&self) -> &reaper::Reaper {
         self.reaper.get_or_init(|| reaper::Reaper::start(self.is_init))
+    }
+
+    /// The init shim's path in the agent's namespace, published on first use.
+    fn shim(&self) -> Option<PathBuf> {
+        self.shim
+            .get_or_init(|| match shim::publish(self.is_init) {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    eprintln!("aci-agent: publishing the init shim failed ({e}); containers run without it");
+                    None
+                }
+            })
+            .clone()
     }
 
     /// Tells the observer (the probes) that a run of `name` started or ended.

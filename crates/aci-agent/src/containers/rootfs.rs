@@ -2,6 +2,10 @@
 //! read-only by the sandbox) and whose upper and work directories are on a tmpfs of the
 //! container's own, so writes stay in guest memory, survive restarts, and go with
 //! `RemoveContainer`.
+//!
+//! The tmpfs is bounded ([`upper_size`]): half the memory the container may use (its
+//! memory limit, or the guest's RAM when it has none), so a container that fills its root
+//! gets `ENOSPC` instead of exhausting the guest's memory under its neighbours.
 
 use std::ffi::CString;
 use std::io;
@@ -39,13 +43,46 @@ pub fn check_image_root(image_root: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(image_root))
 }
 
-/// Creates the bundle directory and mounts the scratch tmpfs and the overlay.
-pub fn mount_overlay(layout: &Layout, image_root: &Path) -> io::Result<PathBuf> {
+/// The smallest writable layer a container gets.
+pub const MIN_UPPER_BYTES: u64 = 1 << 20;
+
+/// The size of a container's writable layer: half its memory limit, or half the guest's RAM
+/// (`guest_ram`) when it has none; at least [`MIN_UPPER_BYTES`].
+///
+/// Why half: tmpfs pages are charged to the memory cgroup of the writer, so with a limit the
+/// layer and the processes share it; a layer as large as the limit would end in an OOM kill
+/// rather than `ENOSPC`. Without a limit the layer can still take at most half the guest.
+pub fn upper_size(memory_limit: Option<u64>, guest_ram: u64) -> u64 {
+    (memory_limit.unwrap_or(guest_ram) / 2).max(MIN_UPPER_BYTES)
+}
+
+/// The guest's RAM (`MemTotal` of `/proc/meminfo`), in bytes.
+pub fn guest_ram() -> io::Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")?;
+    parse_mem_total(&meminfo)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no MemTotal line in /proc/meminfo"))
+}
+
+fn parse_mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Creates the bundle directory and mounts the scratch tmpfs (`upper_bytes` large) and the
+/// overlay.
+pub fn mount_overlay(layout: &Layout, image_root: &Path, upper_bytes: u64) -> io::Result<PathBuf> {
     let mut dirs = std::fs::DirBuilder::new();
     dirs.recursive(true).mode(0o700).create(&layout.dir)?;
     let scratch = layout.scratch();
     dirs.create(&scratch)?;
-    mount("tmpfs", &scratch, "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "mode=0755")?;
+    mount(
+        "tmpfs",
+        &scratch,
+        "tmpfs",
+        libc::MS_NOSUID | libc::MS_NODEV,
+        &format!("mode=0755,size={upper_bytes}"),
+    )?;
     let (upper, work, rootfs) = (scratch.join("upper"), scratch.join("work"), layout.rootfs());
     dirs.mode(0o755);
     for d in [&upper, &work, &rootfs] {
@@ -102,5 +139,24 @@ fn unmount(target: &Path) -> io::Result<()> {
     match err.raw_os_error() {
         Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()),
         _ => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upper_layer_is_half_the_memory_the_container_may_use() {
+        assert_eq!(upper_size(Some(256 << 20), 4 << 30), 128 << 20);
+        assert_eq!(upper_size(None, 4 << 30), 2 << 30);
+        assert_eq!(upper_size(Some(1 << 20), 4 << 30), MIN_UPPER_BYTES);
+    }
+
+    #[test]
+    fn mem_total_is_read_in_bytes() {
+        let meminfo = "MemTotal:        2030956 kB\nMemFree:          123 kB\n";
+        assert_eq!(parse_mem_total(meminfo), Some(2030956 * 1024));
+        assert_eq!(parse_mem_total("MemFree: 1 kB\n"), None);
     }
 }

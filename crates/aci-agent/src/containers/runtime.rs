@@ -65,19 +65,25 @@ impl Runtime {
 
     /// Creates container `id` from the bundle (its init process waits for [`Self::start`]);
     /// returns the init pid. With `console`, the process gets a terminal whose master is
-    /// sent to that Unix socket.
+    /// sent to that Unix socket. With `status`, the init process gets that descriptor as
+    /// fd 3 (the init shim's status pipe, `crate::init_shim::STATUS_FD`).
     pub fn create(
         &self,
         id: &str,
         bundle: &Path,
         stdio: &Stdio,
         console: Option<&Path>,
+        status: Option<&OwnedFd>,
     ) -> Result<i32, String> {
         std::fs::create_dir_all(&self.state_root)
             .map_err(|e| format!("creating {}: {e}", self.state_root.display()))?;
-        in_child(|| {
-            let container = self
-                .builder(id, stdio, console)?
+        in_child(|report| {
+            // Before the builder duplicates the stdio descriptors, which could land on 3.
+            if let Some(fd) = status {
+                place_at_fd3(fd, report)?;
+            }
+            let builder = self.builder(id, stdio, console)?.with_preserved_fds(i32::from(status.is_some()));
+            let container = builder
                 .as_init(bundle)
                 .with_systemd(false)
                 .with_detach(true)
@@ -95,7 +101,7 @@ impl Runtime {
     /// Lets the created init process exec the container's command. (In a child too:
     /// libcontainer changes the working directory to reach the notify socket.)
     pub fn start(&self, id: &str) -> Result<(), String> {
-        in_child(|| self.load(id)?.start().map(|()| 0).map_err(|e| chain(&e))).map(|_| ())
+        in_child(|_| self.load(id)?.start().map(|()| 0).map_err(|e| chain(&e))).map(|_| ())
     }
 
     /// Runs `process` (an OCI `process.json`) in running container `id`; returns its pid.
@@ -106,7 +112,7 @@ impl Runtime {
         stdio: &Stdio,
         console: Option<&Path>,
     ) -> Result<i32, String> {
-        in_child(|| {
+        in_child(|_| {
             let pid = self
                 .builder(id, stdio, console)?
                 .as_tenant()
@@ -151,12 +157,42 @@ pub fn dev_null() -> std::io::Result<OwnedFd> {
     Ok(std::fs::File::options().read(true).write(true).open("/dev/null")?.into())
 }
 
-/// Runs `work` in a forked child and returns what it returned. The child writes `+pid\n` or
+/// In the forked helper: puts a duplicate of `fd` at descriptor 3 (inheritable), first moving
+/// the helper's answer pipe `report` away from 3 if it is there.
+fn place_at_fd3(fd: &OwnedFd, report: &mut OwnedFd) -> Result<(), String> {
+    const TARGET: i32 = 3;
+    let os_err = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    if report.as_raw_fd() == TARGET {
+        // SAFETY: duplicating a descriptor we own to the lowest free number above 3.
+        let moved = unsafe { libc::fcntl(TARGET, libc::F_DUPFD_CLOEXEC, TARGET + 1) };
+        if moved < 0 {
+            return Err(os_err("moving the helper's pipe"));
+        }
+        // SAFETY: `moved` is a fresh descriptor of ours; the old one is closed by the swap.
+        *report = unsafe { OwnedFd::from_raw_fd(moved) };
+    }
+    if fd.as_raw_fd() == TARGET {
+        // SAFETY: clearing close-on-exec on our own descriptor.
+        if unsafe { libc::fcntl(TARGET, libc::F_SETFD, 0) } != 0 {
+            return Err(os_err("keeping the status pipe open"));
+        }
+        return Ok(());
+    }
+    // SAFETY: dup2 onto 3, which (after the move above) holds nothing the helper still needs;
+    // the copy is inheritable. It stays open for the rest of the helper's short life.
+    if unsafe { libc::dup2(fd.as_raw_fd(), TARGET) } != TARGET {
+        return Err(os_err("passing the status pipe"));
+    }
+    Ok(())
+}
+
+/// Runs `work` in a forked child and returns what it returned; `work` gets the child's
+/// answer pipe (to keep it clear of descriptors it rearranges). The child writes `+pid\n` or
 /// `-message\n` to a pipe and exits without running destructors or atexit handlers. The
 /// answer is read up to its newline, not to end of file: the container process, cloned
 /// from the child, holds the pipe open until it execs.
-fn in_child(work: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
-    let (read_end, write_end) = pipe().map_err(|e| format!("creating a pipe: {e}"))?;
+fn in_child(work: impl FnOnce(&mut OwnedFd) -> Result<i32, String>) -> Result<i32, String> {
+    let (read_end, mut write_end) = pipe().map_err(|e| format!("creating a pipe: {e}"))?;
     // SAFETY: fork(2) through libc, so the allocator's fork handlers run; the child only runs
     // `work` (on this thread's copy of the address space) and then `_exit`s.
     let pid = unsafe { libc::fork() };
@@ -165,7 +201,7 @@ fn in_child(work: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
     }
     if pid == 0 {
         drop(read_end);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut write_end)))
             .unwrap_or_else(|_| Err("the runtime panicked".to_owned()));
         let message = match outcome {
             Ok(pid) => format!("+{pid}\n"),

@@ -103,7 +103,8 @@ fn resize_fd(fd: libc::c_int, size: TtySize) -> io::Result<()> {
     }
 }
 
-/// The runtime's executor, plus one step: a process on a terminal gets the spec's
+/// The runtime's executor, plus two steps: the command validated is the one under the init
+/// shim, if any; and a process on a terminal gets the spec's
 /// `consoleSize` set on its terminal just before it execs (libcontainer does not apply it,
 /// and sizing the master from the agent afterwards races with the program's first look).
 #[derive(Clone)]
@@ -121,7 +122,20 @@ impl Executor for SizedTerminal {
         get_executor().exec(spec)
     }
 
+    /// The runtime's check that the command exists and is executable (run inside the
+    /// container's root); for a command under the init shim, the check is of the command,
+    /// so an unknown command still fails the start rather than becoming the shim's exit 127.
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        get_executor().validate(spec)
+        let args = spec.process().as_ref().and_then(|p| p.args().as_deref()).unwrap_or_default();
+        match crate::init_shim::unwrap(args) {
+            Some(command) => {
+                let mut inner = spec.clone();
+                if let Some(process) = inner.process_mut() {
+                    process.set_args(Some(command.to_vec()));
+                }
+                get_executor().validate(&inner)
+            }
+            None => get_executor().validate(spec),
+        }
     }
 }
