@@ -5,9 +5,9 @@
 //! - `vmm` (aci's `benches/vmm.rs`): boot phases, idle memory overhead, virtio-blk read and
 //!   vsock throughput, aci-vmm against QEMU in one table; through the L1 runner. First, on
 //!   the host, the reference line: the same guest under QEMU TCG (no KVM), `bench_tcg.rs`.
-//! - `volumes` (aci's `benches/volumes.rs`): a virtio-fs share's sequential write/read and
-//!   small-file creation in the guest against the same workload on the host directory;
-//!   through the L1 runner.
+//! - `volumes` (aci's `benches/volumes/`): sequential write/read and small-file creation
+//!   in the guest on a virtio-fs share and on an SMB share (CIFS 3.1.1, a real smbd),
+//!   against the same workload on the host directory and `smbclient`; through the L1 runner.
 //! - `images` (`crates/aci-core/benches/images.rs`): pull, unpack and disk build from a
 //!   loopback registry against `skopeo copy` + `umoci unpack`; runs on the host.
 //! - `create` (`crates/aci-core/benches/create.rs`): `Runtime::create` to the container
