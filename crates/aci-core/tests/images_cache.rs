@@ -7,7 +7,7 @@ use aci_core::images::{
     BlobError, ImageError, ImageStore, ImageStoreConfig, Platform, ProgressKind, PullPolicy, RegistryError,
 };
 use aci_storage::rootfs::WarningKind;
-use aci_testkit::{extract_erofs, require_tools, OciLayout, PlatformSpec, Registry, TarLayer};
+use aci_testkit::{extract_erofs, require_tools, Descriptor, OciLayout, PlatformSpec, Registry, TarLayer};
 use serde_json::json;
 
 const TOOLS: &[&str] = &["docker-registry", "skopeo", "mkfs.erofs", "fsck.erofs", "zstd"];
@@ -31,6 +31,22 @@ fn push(reg: &Registry, dest: &str, layers: Vec<aci_testkit::LayerBlob>) -> Vec<
     layout.tag("t", &m);
     reg.push_oci(layout.path(), "t", dest);
     digests
+}
+
+/// An index of two one-layer images with `config`, for linux/arm64 then linux/amd64 (the
+/// file `arch` holds the architecture), tagged `multi`: the layout, the (manifest,
+/// platform) entries in that order, and the index.
+fn two_arch_layout(config: serde_json::Value) -> (OciLayout, Vec<(Descriptor, PlatformSpec)>, Descriptor) {
+    let mut layout = OciLayout::new();
+    let mut entries = Vec::new();
+    for arch in ["arm64", "amd64"] {
+        let p = PlatformSpec::new("linux", arch);
+        let layer = TarLayer::new().file("arch", arch.as_bytes(), 0o644).gzip();
+        entries.push((layout.add_image(config.clone(), &[layer], &p), p));
+    }
+    let index = layout.add_index(&entries);
+    layout.tag("multi", &index);
+    (layout, entries, index)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,15 +86,7 @@ async fn index_selects_the_platform() {
         return;
     }
     let reg = Registry::start();
-    let mut layout = OciLayout::new();
-    let mut entries = Vec::new();
-    for arch in ["arm64", "amd64"] {
-        let p = PlatformSpec::new("linux", arch);
-        let layer = TarLayer::new().file("arch", arch.as_bytes(), 0o644).gzip();
-        entries.push((layout.add_image(json!({}), &[layer], &p), p));
-    }
-    let index = layout.add_index(&entries);
-    layout.tag("multi", &index);
+    let (layout, entries, index) = two_arch_layout(json!({}));
     reg.push_oci(layout.path(), "multi", "multi/arch:1");
     let reference = format!("{}/multi/arch:1", reg.host());
 
@@ -106,15 +114,7 @@ async fn docker_schema2_manifest_list() {
         return;
     }
     let reg = Registry::start();
-    let mut layout = OciLayout::new();
-    let mut entries = Vec::new();
-    for arch in ["arm64", "amd64"] {
-        let p = PlatformSpec::new("linux", arch);
-        let layer = TarLayer::new().file("arch", arch.as_bytes(), 0o644).gzip();
-        entries.push((layout.add_image(json!({"Env": ["A=1"]}), &[layer], &p), p));
-    }
-    let index = layout.add_index(&entries);
-    layout.tag("multi", &index);
+    let (layout, _, _) = two_arch_layout(json!({"Env": ["A=1"]}));
     reg.push_oci_as_docker(layout.path(), "multi", "docker/list:1");
     let state = tempfile::tempdir().unwrap();
     let store = store(&reg, state.path());

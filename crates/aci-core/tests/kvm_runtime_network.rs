@@ -6,67 +6,27 @@
 
 mod runtime_support;
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use aci_core::runtime::{ExecRequest, GroupState, NetworkSettings};
+use aci_core::runtime::{ExecRequest, GroupState};
 use aci_core::spec::{Container, ContainerGroup, IpAddress};
-use runtime_support::{registry, state_dir, BOOT_WAIT};
-
-/// Root and the networking tools, on top of KVM and the registry's tools.
-fn gate(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    runtime_support::gate(test)
-        && aci_testkit::requirement(test, (!root).then_some("needs root (namespaces, bridges, taps)"))
-        && aci_testkit::require_tools(test, &["ip", "nft"])
-}
-
-/// Deletes the test's namespaces even when it fails.
-struct Namespaces(String);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in aci_net::netns::list(&self.0).unwrap_or_default() {
-            let _ = aci_net::netns::delete(&ns);
-        }
-    }
-}
-
-fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
+use runtime_support::{
+    guest_builder, host_http_get, net_gate, net_settings, registry, state_dir, Namespaces, BOOT_WAIT,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "KVM tier: boots a guest on a real network; run by `cargo xtask test`"]
 async fn a_public_port_answers_on_the_host_and_the_guest_has_its_address() {
-    if !gate("a_public_port_answers_on_the_host_and_the_guest_has_its_address") {
+    if !net_gate("a_public_port_answers_on_the_host_and_the_guest_has_its_address") {
         return;
     }
     let (reg, image) = registry();
     let state = state_dir("net");
     let prefix = format!("acirt{}-", std::process::id() % 100_000);
     let _cleanup = Namespaces(prefix.clone());
-    let mut net = NetworkSettings::new(state.path().join("net"));
-    net.manager.name_prefix = prefix;
-    net.manager.default_network.subnet = Ipv4Addr::new(10, 97, 0, 0);
-    net.manager.default_network.prefix = 24;
-    net.manager.default_network.outbound_nat = false;
-    let guest = aci_testkit::guest_dir();
-    let rt = aci_core::runtime::Runtime::builder()
-        .state_dir(state.path())
-        .guest_kernel(guest.join("vmlinux"))
-        .guest_initrd(guest.join("initramfs.cpio.gz"))
-        .insecure_registry(reg.host())
-        .networking(net)
-        .build()
-        .unwrap();
+    let net = net_settings(state.path(), &prefix, 97, false);
+    let rt = guest_builder(&reg.host(), state.path()).networking(net).build().unwrap();
 
     // A free port, used in the container and published on the host as ACI does.
     let port = runtime_support::free_port();
@@ -98,7 +58,7 @@ async fn a_public_port_answers_on_the_host_and_the_guest_has_its_address() {
     // From the host, through the published port, into the guest's httpd.
     let deadline = Instant::now() + BOOT_WAIT;
     let page = loop {
-        match tokio::task::spawn_blocking(move || http_get(port, "/motd")).await.unwrap() {
+        match tokio::task::spawn_blocking(move || host_http_get(port, "/motd")).await.unwrap() {
             Ok(page) if page.contains("hello from aci") => break page,
             other if Instant::now() > deadline => panic!("no page through 127.0.0.1:{port}: {other:?}"),
             _ => tokio::time::sleep(Duration::from_millis(500)).await,

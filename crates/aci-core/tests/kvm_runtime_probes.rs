@@ -283,28 +283,6 @@ async fn restart_policy_never_keeps_an_unhealthy_container_running() {
     rt.stop("never").await.unwrap();
 }
 
-/// Deletes the test's network namespaces even when it fails.
-struct Namespaces(String);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in aci_net::netns::list(&self.0).unwrap_or_default() {
-            let _ = aci_net::netns::delete(&ns);
-        }
-    }
-}
-
-/// `GET path` on 127.0.0.1:`port`: the response, or why there was none.
-fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
 /// Whether 127.0.0.1:`port` refuses connections (nothing listens).
 fn refused(port: u16) -> bool {
     std::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port))
@@ -315,30 +293,16 @@ fn refused(port: u16) -> bool {
 #[ignore = "KVM tier: boots a guest on a real network; run by `cargo xtask test`"]
 async fn published_ports_follow_readiness_when_the_runtime_says_so() {
     let test = "published_ports_follow_readiness_when_the_runtime_says_so";
-    // SAFETY: geteuid has no preconditions.
-    let root_user = unsafe { libc::geteuid() } == 0;
-    if !(gate(test)
-        && aci_testkit::requirement(test, (!root_user).then_some("needs root (namespaces, bridges, taps)"))
-        && aci_testkit::require_tools(test, &["ip", "nft"]))
-    {
+    if !runtime_support::net_gate(test) {
         return;
     }
     let (reg, image) = registry();
     let state = state_dir("readyports");
     let prefix = format!("acipr{}-", std::process::id() % 100_000);
-    let _cleanup = Namespaces(prefix.clone());
-    let mut net = aci_core::runtime::NetworkSettings::new(state.path().join("net"));
-    net.manager.name_prefix = prefix;
-    net.manager.default_network.subnet = std::net::Ipv4Addr::new(10, 96, 0, 0);
-    net.manager.default_network.prefix = 24;
-    net.manager.default_network.outbound_nat = false;
+    let _cleanup = runtime_support::Namespaces(prefix.clone());
+    let mut net = runtime_support::net_settings(state.path(), &prefix, 96, false);
     net.publish_when_ready = true;
-    let guest = aci_testkit::guest_dir();
-    let rt = Runtime::builder()
-        .state_dir(state.path())
-        .guest_kernel(guest.join("vmlinux"))
-        .guest_initrd(guest.join("initramfs.cpio.gz"))
-        .insecure_registry(reg.host())
+    let rt = runtime_support::guest_builder(&reg.host(), state.path())
         .stats_interval(Duration::from_millis(500))
         .networking(net)
         .build()
@@ -362,7 +326,10 @@ async fn published_ports_follow_readiness_when_the_runtime_says_so() {
     sh(&rt, "gated", "web", ": > /tmp/ok").await;
     let s = wait(&rt, "gated", "ports published", |s| !s.published.is_empty()).await;
     assert_eq!(s.published, [format!("127.0.0.1:{port}")]);
-    let page = tokio::task::spawn_blocking(move || http_get(port, "/cgi-bin/status")).await.unwrap().unwrap();
+    let page = tokio::task::spawn_blocking(move || runtime_support::host_http_get(port, "/cgi-bin/status"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(page.starts_with("HTTP/1.0 200"), "{page}");
 
     // Not ready again: closed again.

@@ -14,15 +14,11 @@
 
 mod runtime_support;
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aci_core::runtime::{
-    ExecRequest, GroupState, GroupStatus, NetworkSettings, Runtime, VOLUME_MOUNT_FAILED,
-};
+use aci_core::runtime::{ExecRequest, GroupState, GroupStatus, Runtime, VOLUME_MOUNT_FAILED};
 use aci_core::spec::{AzureFileVolume, Container, ContainerGroup, RestartPolicy, Volume};
 use runtime_support::{create, registry, state_dir, BOOT_WAIT};
 
@@ -54,15 +50,6 @@ fn events(s: &GroupStatus) -> Vec<String> {
         .chain(s.containers.iter().flat_map(|c| c.events.iter()))
         .filter_map(|e| e.message.clone())
         .collect()
-}
-
-/// Root plus the KVM and registry gates, and `tools`.
-fn gate_with(test: &str, tools: &[&str]) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    runtime_support::gate(test)
-        && aci_testkit::requirement(test, (!root).then_some("needs root (namespaces, bridges, taps)"))
-        && aci_testkit::require_tools(test, tools)
 }
 
 /// Every regular file under `dir` whose contents hold `needle`.
@@ -108,18 +95,14 @@ fn ip(args: &[&str]) {
 #[ignore = "KVM tier: boots guests on a real network with a real smbd; run by `cargo xtask test`"]
 async fn azure_file_data_outlives_the_group_and_a_wrong_key_fails_only_its_container() {
     let test = "azure_file_data_outlives_the_group_and_a_wrong_key_fails_only_its_container";
-    if !gate_with(test, &["ip", "nft", "smbd", "smbpasswd"]) {
+    if !runtime_support::root_gate(test, &["ip", "nft", "smbd", "smbpasswd"]) {
         return;
     }
     let (reg, image) = registry();
     let state = state_dir("azfile");
     let id = std::process::id() % 100_000;
     let fixture = NetFixture { prefix: format!("acivol{id}-"), smb_ns: format!("acismb{id}") };
-    let mut net = NetworkSettings::new(state.path().join("net"));
-    net.manager.name_prefix = fixture.prefix.clone();
-    net.manager.default_network.subnet = Ipv4Addr::new(10, 96, 0, 0);
-    net.manager.default_network.prefix = 24;
-    net.manager.default_network.outbound_nat = false;
+    let net = runtime_support::net_settings(state.path(), &fixture.prefix, 96, false);
 
     // The group network exists before the runtime (same state, so the runtime adopts it);
     // smbd's namespace hangs off its bridge with 10.96.0.250.
@@ -141,12 +124,7 @@ async fn azure_file_data_outlives_the_group_and_a_wrong_key_fails_only_its_conta
     })
     .unwrap();
 
-    let guest = aci_testkit::guest_dir();
-    let rt = Runtime::builder()
-        .state_dir(state.path())
-        .guest_kernel(guest.join("vmlinux"))
-        .guest_initrd(guest.join("initramfs.cpio.gz"))
-        .insecure_registry(reg.host())
+    let rt = runtime_support::guest_builder(&reg.host(), state.path())
         .networking(net)
         .azure_file_server(ACCOUNT, "10.96.0.250")
         .azure_file_server("wrongkey", "10.96.0.250")
@@ -317,75 +295,6 @@ async fn empty_dir_survives_a_restart_and_secrets_stay_in_guest_memory() {
     rt.shutdown().await;
 }
 
-/// `git daemon` serving a bare `repo.git` on 127.0.0.1 (killed on drop). History: c1
-/// (README=v1) → c2 (README=v2) on `main`.
-struct GitServer {
-    child: Child,
-    port: u16,
-    c1: String,
-    _base: tempfile::TempDir,
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=aci", "-c", "user.email=aci@example.invalid"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-impl GitServer {
-    fn start() -> Self {
-        let base = tempfile::tempdir().unwrap();
-        let work = base.path().join("work");
-        std::fs::create_dir(&work).unwrap();
-        git(&work, &["init", "--quiet", "-b", "main"]);
-        std::fs::write(work.join("README"), "v1").unwrap();
-        git(&work, &["add", "README"]);
-        git(&work, &["commit", "--quiet", "-m", "c1"]);
-        let c1 = git(&work, &["rev-parse", "HEAD"]);
-        std::fs::write(work.join("README"), "v2").unwrap();
-        git(&work, &["commit", "--quiet", "-am", "c2"]);
-        git(base.path(), &["clone", "--quiet", "--bare", "work", "repo.git"]);
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("git")
-            .arg("daemon")
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .args(["--export-all", "--reuseaddr"])
-            .arg(format!("--base-path={}", base.path().display()))
-            .arg(base.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let server = Self { child, port, c1, _base: base };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "git daemon did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let pgid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: signals the process group this fixture created (`process_group(0)`); no
-        // memory is involved.
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "KVM tier: boots a guest with virtio-fs shares; run by `cargo xtask test`"]
 async fn git_repo_revision_and_a_host_share_over_virtio_fs() {
@@ -396,16 +305,16 @@ async fn git_repo_revision_and_a_host_share_over_virtio_fs() {
     let (reg, image) = registry();
     let state = state_dir("gitrepo");
     let rt = runtime_support::runtime(&reg, state.path());
-    let server = GitServer::start();
+    let server = aci_testkit::GitDaemon::start();
     let host_dir = tempfile::Builder::new().prefix("aci-share-").tempdir_in(std::env::temp_dir()).unwrap();
     std::fs::write(host_dir.path().join("from-host.txt"), "hello from the host\n").unwrap();
     // The container runs as the image's user (1000): let it write the shared directory.
     std::fs::set_permissions(host_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
 
-    let mut repo = Volume::git_repo("src", format!("git://127.0.0.1:{}/repo.git", server.port));
+    let mut repo = Volume::git_repo("src", server.url());
     if let Some(g) = repo.git_repo.as_mut() {
         g.directory = Some("app".into());
-        g.revision = Some(server.c1.clone());
+        g.revision = Some(server.first_commit().to_owned());
     }
     let group = ContainerGroup::builder("gitgroup")
         .volume(repo)

@@ -20,11 +20,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
+mod guest_support;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aci_core::agent::{connect, Channel, ChannelError};
@@ -34,35 +34,14 @@ use aci_proto::sandbox::{
 };
 use aci_proto::secret::Secret;
 use aci_storage::rootfs::{mkfs_erofs, ErofsCompression};
-use aci_vmm::{DiskConfig, ExitReason, NetConfig, SerialOutput, TapSource, Vm, VmConfig, VsockConfig};
+use aci_vmm::{DiskConfig, ExitReason, NetConfig, TapSource, Vm};
+use guest_support::{busybox_tree, logs, run, Console, TIMEOUT};
 
 /// 2030-01-01T00:00:00Z: far from the guest's own idea of the time.
 const CLOCK_2030_MS: u64 = 1_893_456_000_000;
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn kvm_gate(test: &str) -> bool {
     aci_testkit::requirement(test, aci_vmm::host::KvmHost::detect().unusable_reason())
-}
-
-/// The guest's console, kept for assertions and echoed to stdout.
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        std::io::stdout().write_all(buf)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stdout().flush()
-    }
-}
-
-impl Console {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).replace('\r', "")
-    }
 }
 
 struct Guest {
@@ -81,13 +60,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn boot(dir: &Path, disks: Vec<DiskConfig>, nets: Vec<NetConfig>, rng: bool) -> Guest {
-    let guest = aci_testkit::guest_dir();
-    let console = Console::default();
-    let mut config = VmConfig::new(guest.join("vmlinux"));
-    config.initrd = Some(guest.join("initramfs.cpio.gz"));
-    config.serial_output = SerialOutput::Writer(Box::new(console.clone()));
-    let uds = dir.join("agent.vsock");
-    config.vsock = Some(VsockConfig { guest_cid: 3, uds_path: uds.clone() });
+    let (mut config, console, uds) = guest_support::vm_config(dir);
     config.disks = disks;
     config.nets = nets;
     config.rng = rng;
@@ -128,12 +101,6 @@ impl Guest {
         assert_eq!(exit.reason, ExitReason::GuestReset, "{exit:?}");
         self.console.text()
     }
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn superblock(image: &Path) -> String {
@@ -412,38 +379,6 @@ fn cifs_share_mounts_with_the_right_password_only() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A busybox root filesystem: `/bin/busybox`, a link per applet, passwd/group, `/greeting`.
-fn busybox_tree(tree: &Path) {
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "data", "secret", "scratch", "share"] {
-        std::fs::create_dir_all(tree.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
-    let list = run(Command::new("/bin/busybox").arg("--list"));
-    for applet in list.lines().filter(|a| *a != "busybox") {
-        std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(tree.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(tree.join("etc/group"), "root:x:0:\n").unwrap();
-    std::fs::write(tree.join("greeting"), "hello from the image\n").unwrap();
-}
-
-/// The log lines of a finished container, read on a connection of their own.
-fn logs(uds: &Path, name: &str) -> Vec<String> {
-    use aci_proto::container::LogsRequest;
-    use aci_proto::message::AgentEvent;
-    let (mut ch, _) = connect(uds, TIMEOUT).unwrap();
-    let request = LogsRequest { container: name.into(), tail: None, follow: false };
-    assert_eq!(ch.call(Call::Logs(request)).unwrap(), Reply::Streaming);
-    let mut lines = Vec::new();
-    loop {
-        match ch.next_event().unwrap() {
-            Some(AgentEvent::Log(entry)) => lines.push(entry.line),
-            Some(AgentEvent::LogEnd) | None => return lines,
-            Some(other) => panic!("unexpected event {other:?}"),
-        }
-    }
-}
-
 const CONTAINER_SCRIPT: &str = "\
     echo greeting=$(cat /greeting); \
     echo data=$(cat /data/greeting); \
@@ -477,7 +412,8 @@ fn a_container_sees_the_sandbox_storage_and_names() {
     }
     let dir = scratch("container");
     let tree = dir.join("tree");
-    busybox_tree(&tree);
+    busybox_tree(&tree, &["proc", "sys", "dev", "tmp", "data", "secret", "scratch", "share"]);
+    std::fs::write(tree.join("greeting"), "hello from the image\n").unwrap();
     let erofs = dir.join("image.erofs");
     mkfs_erofs(&tree, &erofs, ErofsCompression::Lz4).unwrap();
     let data_tree = dir.join("data");

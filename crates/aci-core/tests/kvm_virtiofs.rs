@@ -14,72 +14,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
+mod guest_support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aci_core::agent::{connect, Channel, ChannelError};
-use aci_proto::container::{BindMount, ContainerConfig, LogsRequest};
-use aci_proto::message::{AgentEvent, Call, Reply};
+use aci_proto::container::{BindMount, ContainerConfig};
+use aci_proto::message::{Call, Reply};
 use aci_proto::sandbox::{SandboxConfig, StorageMount, StorageSource};
 use aci_storage::rootfs::{mkfs_erofs, ErofsCompression};
-use aci_vmm::{DiskConfig, ExitReason, SerialOutput, ShareConfig, Vm, VmConfig, VsockConfig};
+use aci_vmm::{DiskConfig, ExitReason, ShareConfig, Vm, VmConfig};
+use guest_support::{busybox_tree, logs, TIMEOUT};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
 /// Written next to the share on the host; the guest must never see it.
 const MARKER: &str = "host-only-marker-5d1c";
-
-/// The guest's console, kept for assertions and echoed to stdout.
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        std::io::stdout().write_all(buf)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stdout().flush()
-    }
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A busybox root filesystem: `/bin/busybox`, a link per applet, passwd/group, mount points.
-fn busybox_tree(tree: &Path) {
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "data", "ro"] {
-        std::fs::create_dir_all(tree.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
-    let list = run(Command::new("/bin/busybox").arg("--list"));
-    for applet in list.lines().filter(|a| *a != "busybox") {
-        std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(tree.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(tree.join("etc/group"), "root:x:0:\n").unwrap();
-}
-
-/// The log lines of a finished container, read on a connection of their own.
-fn logs(uds: &Path, name: &str) -> Vec<String> {
-    let (mut ch, _) = connect(uds, TIMEOUT).unwrap();
-    let request = LogsRequest { container: name.into(), tail: None, follow: false };
-    assert_eq!(ch.call(Call::Logs(request)).unwrap(), Reply::Streaming);
-    let mut lines = Vec::new();
-    loop {
-        match ch.next_event().unwrap() {
-            Some(AgentEvent::Log(entry)) => lines.push(entry.line),
-            Some(AgentEvent::LogEnd) | None => return lines,
-            Some(other) => panic!("unexpected event {other:?}"),
-        }
-    }
-}
 
 fn mount(agent: &mut Channel<std::os::unix::net::UnixStream>, id: &str, source: StorageSource) {
     let mount = StorageMount {
@@ -130,7 +79,7 @@ fn virtiofs_shares_carry_files_both_ways_refuse_writes_when_read_only_and_stay_c
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let tree = dir.join("tree");
-    busybox_tree(&tree);
+    busybox_tree(&tree, &["proc", "sys", "dev", "tmp", "data", "ro"]);
     let erofs = dir.join("image.erofs");
     mkfs_erofs(&tree, &erofs, ErofsCompression::Lz4).unwrap();
 
@@ -146,13 +95,7 @@ fn virtiofs_shares_carry_files_both_ways_refuse_writes_when_read_only_and_stay_c
     std::fs::create_dir_all(&ro).unwrap();
     std::fs::write(ro.join("readme.txt"), "read me\n").unwrap();
 
-    let guest = aci_testkit::guest_dir();
-    let console = Console::default();
-    let mut config = VmConfig::new(guest.join("vmlinux"));
-    config.initrd = Some(guest.join("initramfs.cpio.gz"));
-    config.serial_output = SerialOutput::Writer(Box::new(console.clone()));
-    let uds = dir.join("agent.vsock");
-    config.vsock = Some(VsockConfig { guest_cid: 3, uds_path: uds.clone() });
+    let (mut config, console, uds) = guest_support::vm_config(&dir);
     config.disks = vec![DiskConfig { path: erofs, read_only: true, serial: Some("aci-image".into()) }];
     config.shares = vec![
         ShareConfig { tag: "vol-data".into(), path: share.clone(), read_only: false },
@@ -243,7 +186,7 @@ fn virtiofs_shares_carry_files_both_ways_refuse_writes_when_read_only_and_stay_c
     assert_eq!(agent.call(Call::Shutdown).unwrap(), Reply::ShuttingDown);
     let exit = vm.wait_timeout(TIMEOUT).unwrap_or_else(|| vm.stop());
     assert_eq!(exit.reason, ExitReason::GuestReset, "{exit:?}");
-    let text = String::from_utf8_lossy(&console.0.lock().unwrap()).replace('\r', "");
+    let text = console.text();
     assert!(text.contains("unmounted storage \"data\""), "{text}");
     println!(
         "{test}: shares mounted in {mounted:?}; container ran in {ran:?}; fs0 {data:?}; fs1 {ro_counts:?}"

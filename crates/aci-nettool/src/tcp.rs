@@ -54,15 +54,7 @@ pub fn sink(port: u16) -> io::Result<()> {
     listen(port, "tcp-sink", |mut s| {
         let peer = s.peer_addr()?;
         let started = Instant::now();
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0u64;
-        loop {
-            let n = s.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-        }
+        let total = drain(&mut s)?;
         s.write_all(b"k")?;
         let elapsed = started.elapsed();
         println!(
@@ -102,6 +94,19 @@ fn write_bytes(s: &mut TcpStream, total: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Reads `s` to EOF, dropping the data: the byte count.
+fn drain(s: &mut TcpStream) -> io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+    }
+}
+
 fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -131,15 +136,7 @@ pub fn source(addr: SocketAddr, mib: u64) -> io::Result<()> {
 pub fn fetch(addr: SocketAddr) -> io::Result<()> {
     let started = Instant::now();
     let mut s = connect(addr)?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-    }
+    let total = drain(&mut s)?;
     let elapsed = started.elapsed();
     if total == 0 {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{addr} sent nothing")));

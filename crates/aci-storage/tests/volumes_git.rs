@@ -2,107 +2,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aci_storage::volumes::{
     GitRepoDriver, GitRepoSource, GuestMountSource, Volume, VolumeError, VolumeRegistry, VolumeSource,
 };
-use aci_testkit::require_tools;
+use aci_testkit::{git, require_tools, GitDaemon};
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the daemon).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Runs git with a fixed identity and no user or system configuration.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=aci", "-c", "user.email=aci@example.invalid"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// `git daemon` serving a bare `repo.git` built in a temp dir; killed on drop.
-///
-/// History: c1 (README=v1, tag `v1.0`) → c2 (README=v2) on `main`; branch `feature` from
-/// c1 adds `feature.txt`.
-struct GitServer {
-    child: Child,
-    port: u16,
-    c1: String,
-    _base: tempfile::TempDir,
-}
-
-impl GitServer {
-    fn start() -> Self {
-        let base = tempfile::tempdir().unwrap();
-        let work = base.path().join("work");
-        std::fs::create_dir(&work).unwrap();
-        git(&work, &["init", "--quiet", "-b", "main"]);
-        std::fs::write(work.join("README"), "v1").unwrap();
-        git(&work, &["add", "README"]);
-        git(&work, &["commit", "--quiet", "-m", "c1"]);
-        let c1 = git(&work, &["rev-parse", "HEAD"]);
-        git(&work, &["tag", "-a", "v1.0", "-m", "release 1.0"]);
-        git(&work, &["checkout", "--quiet", "-b", "feature"]);
-        std::fs::write(work.join("feature.txt"), "feat").unwrap();
-        git(&work, &["add", "feature.txt"]);
-        git(&work, &["commit", "--quiet", "-m", "feature"]);
-        git(&work, &["checkout", "--quiet", "main"]);
-        std::fs::write(work.join("README"), "v2").unwrap();
-        git(&work, &["commit", "--quiet", "-am", "c2"]);
-        git(base.path(), &["clone", "--quiet", "--bare", "work", "repo.git"]);
-
-        let port = free_port();
-        let child = Command::new("git")
-            .arg("daemon")
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .arg("--export-all")
-            .arg("--reuseaddr")
-            .arg(format!("--base-path={}", base.path().display()))
-            .arg(base.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            // The readiness probe below makes the daemon log a hang-up; keep it quiet.
-            .stderr(Stdio::null())
-            // `git daemon` runs `git-daemon` as a child, which forks per connection: give
-            // them a process group of their own so drop can end them all.
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let server = Self { child, port, c1, _base: base };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "git daemon did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("git://127.0.0.1:{}/repo.git", self.port)
-    }
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let pgid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: signals the process group this fixture created (`process_group(0)` made
-        // the child its leader); no memory is involved.
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
 }
 
 fn git_volume(name: &str, repository: &str, directory: Option<&str>, revision: Option<&str>) -> Volume {
@@ -125,15 +36,15 @@ fn clones_by_branch_tag_and_commit() {
     if !require_tools("clones_by_branch_tag_and_commit", &["git"]) {
         return;
     }
-    let server = GitServer::start();
+    let server = GitDaemon::start();
     let state = tempfile::tempdir().unwrap();
     let group = state.path().join("group");
-    let short = &server.c1[..8];
+    let short = &server.first_commit()[..8];
     let volumes = [
         git_volume("default", &server.url(), None, None),
         git_volume("branch", &server.url(), Some("."), Some("feature")),
         git_volume("tag", &server.url(), Some("./sub/dir/"), Some("v1.0")),
-        git_volume("commit", &server.url(), None, Some(&server.c1)),
+        git_volume("commit", &server.url(), None, Some(server.first_commit())),
         git_volume("short", &server.url(), Some("src"), Some(short)),
     ];
     let registry = VolumeRegistry::new();
@@ -151,7 +62,7 @@ fn clones_by_branch_tag_and_commit() {
     assert_eq!(read(group.join("commit/repo/README")), "v1");
     assert_eq!(read(group.join("short/src/README")), "v1");
     let head = git(&group.join("short/src"), &["rev-parse", "HEAD"]);
-    assert_eq!(head, server.c1);
+    assert_eq!(head, server.first_commit());
 
     // Shared into the guest as a read-write virtio-fs share of the volume's directory.
     let share = prepared[1].host_share().unwrap();
@@ -176,7 +87,7 @@ fn bad_revision_is_a_checkout_error_naming_the_repository() {
     if !require_tools("bad_revision_is_a_checkout_error", &["git"]) {
         return;
     }
-    let server = GitServer::start();
+    let server = GitDaemon::start();
     let state = tempfile::tempdir().unwrap();
     let volume = git_volume("src", &server.url(), None, Some("no-such-branch"));
     let err = VolumeRegistry::new().prepare(state.path(), &volume).unwrap_err();

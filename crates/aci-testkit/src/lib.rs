@@ -8,6 +8,7 @@
 //! - [`busybox_image`]: a busybox-static rootfs packed by `umoci` and pushed with `skopeo`;
 //!   [`nettool_image`]: the same plus the static `aci-nettool` (network tests and benches).
 //! - [`Smbd`]: Samba's `smbd` serving one share from a temp dir (CIFS / azureFile tests).
+//! - [`GitDaemon`]: `git daemon` on 127.0.0.1 serving a small repository (gitRepo volumes).
 //!
 //! [`requirement`] is the one gate every test with a precondition (KVM, root, a tool, a
 //! service) goes through: when the precondition is missing the test prints why and returns
@@ -16,6 +17,7 @@
 // Test support: a failed setup step is a failed test, so helpers panic with a location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod git;
 mod layout;
 mod nettool;
 mod registry;
@@ -23,6 +25,7 @@ mod smbd;
 mod tarlayer;
 mod umoci;
 
+pub use git::{git, GitDaemon};
 pub use layout::{Descriptor, OciLayout, PlatformSpec};
 pub use nettool::{nettool_binary, nettool_image};
 pub use registry::Registry;

@@ -5,10 +5,10 @@
 //! The tool comes from `cargo xtask test` / `cargo xtask bench net`, which build it static into
 //! `target/guest/aci-nettool` (see docs/testing.md); `ACI_NETTOOL` overrides the path.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use crate::{run, Registry};
+use crate::umoci::UmociBuild;
+use crate::Registry;
 
 /// The static `aci-nettool`: `$ACI_NETTOOL`, else `aci-nettool` in [`crate::guest_dir`].
 /// Panics, saying how to build it, when it is missing.
@@ -30,39 +30,12 @@ pub fn nettool_binary() -> PathBuf {
 /// `help`, User `1000:1000` (servers use ports above 1023).
 pub fn nettool_image(registry: &Registry, dest: &str) {
     let tool = nettool_binary();
-    let work = tempfile::Builder::new().prefix("aci-umoci-net-").tempdir().unwrap();
-    let layout = work.path().join("layout");
-    let image = format!("{}:img", layout.display());
-    let bundle = work.path().join("bundle");
-    run(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle));
-    let rootfs = bundle.join("rootfs");
-    for d in ["bin", "etc", "tmp"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
-    std::fs::copy(&tool, rootfs.join("bin/aci-nettool")).unwrap();
-    run(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
-    run(Command::new("umoci").args([
-        "config",
-        "--image",
-        &image,
-        "--config.entrypoint",
-        "/bin/aci-nettool",
-        "--config.cmd",
-        "help",
-        "--config.user",
-        "1000:1000",
-    ]));
-    registry.push_oci(&layout, "img", dest);
-}
-
-fn busybox() -> &'static Path {
-    ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .expect("busybox-static is installed")
+    let build = UmociBuild::busybox("aci-umoci-net-", &["bin", "etc", "tmp"], &["sh"]);
+    std::fs::copy(&tool, build.rootfs().join("bin/aci-nettool")).unwrap();
+    build.repack(false);
+    build.push(
+        registry,
+        dest,
+        &["--config.entrypoint", "/bin/aci-nettool", "--config.cmd", "help", "--config.user", "1000:1000"],
+    );
 }

@@ -12,17 +12,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use aci_core::runtime::{BackoffPolicy, ExecRequest, NetworkSettings, Runtime, SizingPolicy};
+use aci_core::runtime::{ExecRequest, NetworkSettings, Runtime, SizingPolicy};
 use aci_core::spec::Container;
 
 /// KVM, the registry's tools, root and the networking tools.
-pub fn gate(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    crate::runtime_support::gate(test)
-        && aci_testkit::requirement(test, (!root).then_some("needs root (namespaces, bridges, taps)"))
-        && aci_testkit::require_tools(test, &["ip", "nft"])
-}
+pub use crate::runtime_support::net_gate as gate;
 
 /// Deletes every namespace with the test's prefix and aci's host table for it, even when the
 /// test fails.
@@ -30,9 +24,7 @@ pub struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for ns in aci_net::netns::list(&self.0).unwrap_or_default() {
-            let _ = aci_net::netns::delete(&ns);
-        }
+        drop(crate::runtime_support::Namespaces(self.0.clone()));
         let table = self.0.trim_end_matches('-');
         if let Ok(out) = Command::new("nft").args(["list", "table", "inet", table]).output() {
             if out.status.success() {
@@ -49,31 +41,12 @@ pub fn prefix(tag: &str) -> String {
 }
 
 /// Network settings under `state` with the default network on `10.<octet>.0.0/24`.
-pub fn settings(state: &Path, prefix: &str, octet: u8, nat: bool) -> NetworkSettings {
-    let mut net = NetworkSettings::new(state.join("net"));
-    net.manager.name_prefix = prefix.to_string();
-    net.manager.default_network.subnet = Ipv4Addr::new(10, octet, 0, 0);
-    net.manager.default_network.prefix = 24;
-    net.manager.default_network.outbound_nat = nat;
-    net
-}
+pub use crate::runtime_support::net_settings as settings;
 
-/// A runtime over `state` with `net`, pulling from `registry` (fast back-off, small VMs).
+/// A runtime over `state` with `net`, pulling from `registry` (fast back-off, 1 vCPU VMs).
 pub fn runtime(registry: &str, state: &Path, net: NetworkSettings) -> Runtime {
-    let guest = aci_testkit::guest_dir();
-    Runtime::builder()
-        .state_dir(state)
-        .guest_kernel(guest.join("vmlinux"))
-        .guest_initrd(guest.join("initramfs.cpio.gz"))
-        .insecure_registry(registry)
-        .backoff(BackoffPolicy {
-            base: Duration::from_millis(200),
-            cap: Duration::from_secs(2),
-            reset_after: Duration::from_secs(600),
-        })
+    crate::runtime_support::test_builder(registry, state)
         .sizing(SizingPolicy { overhead_mib: 128, max_vcpus: 1 })
-        .stats_interval(Duration::from_millis(500))
-        .stop_grace(Duration::from_secs(2))
         .networking(net)
         .build()
         .expect("building the runtime")
@@ -207,11 +180,13 @@ pub fn links(ns: Option<&str>) -> Vec<String> {
     names
 }
 
-/// The host's networking as a test sees it: links, namespaces, the nft ruleset.
+/// The host's networking as a test sees it: links, routes, namespaces, the nft ruleset.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HostSnapshot {
     /// Link names.
     pub links: Vec<String>,
+    /// Routes of every table, IPv4 and IPv6 (`ip -o route show table all`), lifetimes cut.
+    pub routes: Vec<String>,
     /// Namespace names.
     pub namespaces: Vec<String>,
     /// `nft list ruleset`, counters zeroed.
@@ -234,7 +209,25 @@ pub fn host_snapshot() -> HostSnapshot {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    HostSnapshot { links: links(None), namespaces, ruleset }
+    HostSnapshot { links: links(None), routes: routes(), namespaces, ruleset }
+}
+
+/// The host's routes in every table, sorted; `expires <n>sec` (a countdown) is cut.
+fn routes() -> Vec<String> {
+    let mut routes: Vec<String> = ["-4", "-6"]
+        .iter()
+        .flat_map(|family| {
+            run("ip", &["-o", family, "route", "show", "table", "all"])
+                .lines()
+                .map(|l| match l.find(" expires ") {
+                    Some(i) => l[..i].to_string(),
+                    None => l.trim_end().to_string(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    routes.sort();
+    routes
 }
 
 /// An error and its sources, `: `-separated.
