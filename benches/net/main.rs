@@ -9,7 +9,10 @@
 //!   proxy, then the bridge);
 //! - **bridge**: inside the runtime's network namespace, to the guest's IP over the bridge
 //!   and the tap (no proxy);
-//! - **veth reference**: in the reference's client namespace, to the server namespace.
+//! - **veth reference**: in the reference's client namespace, to the server namespace;
+//! - **aci-vmm vs QEMU** ([`vmm_pair`]): the same kernel and a busybox guest running the
+//!   servers under aci-vmm and under QEMU (`-M microvm -accel kvm`), each on a tap in a bridge,
+//!   clients in that bridge's namespace; plus aci-vmm's VM exits and packets per MiB.
 //!
 //! Figures: client→server and server→client throughput (`tcp-source` → `tcp-sink`,
 //! `tcp-serve` → `tcp-fetch`; for the guest paths, host→guest and guest→host) and the median
@@ -23,6 +26,7 @@
 
 mod reference;
 mod tool;
+mod vmm_pair;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -210,6 +214,14 @@ fn main() {
     let veth = measure(&place, reference::SERVER_IP, ports, w);
     drop(reference);
 
+    let pair = vmm_pair::run(&format!("anbv{}", std::process::id() % 100_000), ports, w);
+    for (name, f) in [("aci-vmm", &pair.aci), ("qemu", &pair.qemu)] {
+        println!(
+            "net bench: {name} busybox guest: up {:.1} MiB/s, down {:.1} MiB/s, RR median {:.0} µs",
+            f.up, f.down, f.rr_median
+        );
+    }
+
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (published, bridged) = tokio.block_on(aci_paths(ports, w));
 
@@ -220,6 +232,8 @@ fn main() {
         ("veth pair (reference)", &veth),
         ("bridge: netns → guest IP", &bridged),
         ("published: host → 127.0.0.1", &published),
+        ("aci-vmm: netns → busybox guest", &pair.aci),
+        ("qemu: netns → busybox guest", &pair.qemu),
     ] {
         println!("{name:<30}{:>10.1}{:>16.1}{:>16.0}{:>18.0}", f.up, f.down, f.rr_median, f.rr_p99);
     }
@@ -234,4 +248,16 @@ fn main() {
             f.rr_p99 / veth.rr_p99
         );
     }
+    println!(
+        "  aci-vmm/qemu  host→guest {:.2}x   guest→host {:.2}x   RR median {:.1}x   RR p99 {:.1}x",
+        pair.aci.up / pair.qemu.up,
+        pair.aci.down / pair.qemu.down,
+        pair.aci.rr_median / pair.qemu.rr_median,
+        pair.aci.rr_p99 / pair.qemu.rr_p99
+    );
+    let e = &pair.exits;
+    println!();
+    println!("aci-vmm per MiB (one transfer each way): MMIO writes (queue notifies + acks), MMIO reads (≈ interrupts), all exits, packets");
+    println!("  host→guest  {:>8.0} {:>8.0} {:>8.0} {:>8.0}", e.up.0, e.up.1, e.up.2, e.packets.0);
+    println!("  guest→host  {:>8.0} {:>8.0} {:>8.0} {:>8.0}", e.down.0, e.down.1, e.down.2, e.packets.1);
 }

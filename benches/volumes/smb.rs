@@ -39,7 +39,7 @@ impl SmbSide {
         let ns = format!("acibench-smb{}", std::process::id());
         netns::create(&ns).expect("creating the SMB namespace");
         let mut side = Self { ns, tap: None, smbd: None };
-        side.tap = Some(tap::open_in(&side.ns, "tap0", false).expect("opening the tap"));
+        side.tap = Some(tap::open_in(&side.ns, "tap0", true).expect("opening the tap"));
         for args in [
             vec!["addr", "add", &format!("{SERVER}/24"), "dev", "tap0"],
             vec!["link", "set", "tap0", "up"],

@@ -81,13 +81,15 @@ pub struct VmConfig {
 /// Where a network device's tap comes from.
 #[derive(Debug)]
 pub enum TapSource {
-    /// An open tap fd (`IFF_TAP | IFF_NO_PI`, no `IFF_VNET_HDR`); the VMM uses a duplicate.
+    /// An open tap fd (`IFF_TAP | IFF_NO_PI`; with `IFF_VNET_HDR` the device offers checksum and
+    /// segmentation offloads); the VMM uses a duplicate.
     Fd(OwnedFd),
-    /// A tap interface name, opened (and created if missing) with `TUNSETIFF` at build.
+    /// A tap interface name, opened (and created if missing) with `TUNSETIFF` at build, with
+    /// `IFF_VNET_HDR`.
     Name(String),
 }
 
-/// One virtio-net device over a host tap, no offloads.
+/// One virtio-net device over a host tap (offloads when the tap has `IFF_VNET_HDR`).
 #[derive(Debug)]
 pub struct NetConfig {
     /// The tap.

@@ -237,7 +237,7 @@ pub(crate) async fn attach(ctx: &GroupCtx, spec: &ContainerGroup) -> Result<Opti
         )));
     }
     nets.serve(settings, &network).await?;
-    let attachment = manager.attach(&network, &ctx.name, false).await.map_err(net_err)?;
+    let attachment = manager.attach(&network, &ctx.name, true).await.map_err(net_err)?;
     let guest = attachment.guest.clone();
     let answer = dns_labels::answer_address(spec, settings.publish_address, guest.address);
     let fqdn =

@@ -1,17 +1,20 @@
-//! The virtio-net device: a tap, a MAC address in the config space, RX and TX queues.
+//! The virtio-net device: a tap, a MAC address in the config space, RX and TX queues, and
+//! the offloads of [`features`](crate::virtio::net::features) when the tap allows them.
 
 use std::io;
 use std::sync::Arc;
+
+use virtio_queue::QueueT;
 
 use crate::config::{NetConfig, TapSource};
 use crate::metrics::DeviceCounters;
 use crate::virtio::event_loop::Worker;
 use crate::virtio::net::event::NetEvents;
+use crate::virtio::net::features::{self, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_RING_F_EVENT_IDX};
 use crate::virtio::net::tap::{Tap, TapError};
-use crate::virtio::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::virtio::{device_type, ActivateContext, ActivateError, VirtioDevice};
 
-/// `VIRTIO_NET_F_MAC`: the config space holds the MAC address.
-pub const VIRTIO_NET_F_MAC: u64 = 1 << 5;
+pub use crate::virtio::net::features::VIRTIO_NET_F_MAC;
 /// Queue size of the RX and TX queues.
 const QUEUE_SIZE: u16 = 256;
 
@@ -67,7 +70,7 @@ impl VirtioDevice for Net {
     }
 
     fn features(&self) -> u64 {
-        VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC
+        features::offered(self.tap.vnet_hdr())
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
@@ -77,13 +80,28 @@ impl VirtioDevice for Net {
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         let got = ctx.queues.len();
         let count = |got| ActivateError::QueueCount { expected: 2, got };
-        let queues: [_; 2] = ctx.queues.try_into().map_err(|_| count(got))?;
+        let mut queues: [_; 2] = ctx.queues.try_into().map_err(|_| count(got))?;
         let queue_events: [_; 2] = ctx.queue_events.try_into().map_err(|_| count(got))?;
+        let acked = ctx.acked_features;
+        for queue in &mut queues {
+            queue.set_event_idx(acked & VIRTIO_RING_F_EVENT_IDX != 0);
+        }
         // The tap outlives a reset only as a duplicate: the worker owns the one it runs with.
         let fd = self.tap.try_clone_fd().map_err(ActivateError::Backend)?;
-        let tap = Tap::from_fd(fd).map_err(|e| ActivateError::Backend(io::Error::other(e)))?;
-        let events = NetEvents::new(ctx.mem, queues, queue_events, ctx.interrupt, tap, self.counters.clone())
-            .map_err(ActivateError::Backend)?;
+        let backend = |e| ActivateError::Backend(io::Error::other(e));
+        let tap = Tap::from_fd(fd).map_err(backend)?;
+        tap.set_offloads(features::tap_offloads(acked)).map_err(backend)?;
+        let mergeable = acked & VIRTIO_NET_F_MRG_RXBUF != 0;
+        let events = NetEvents::new(
+            ctx.mem,
+            queues,
+            queue_events,
+            ctx.interrupt,
+            tap,
+            mergeable,
+            self.counters.clone(),
+        )
+        .map_err(ActivateError::Backend)?;
         self.worker = Some(Worker::spawn("aci-virtio-net", events).map_err(ActivateError::StartWorker)?);
         Ok(())
     }

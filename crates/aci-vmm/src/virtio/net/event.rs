@@ -1,20 +1,26 @@
 //! virtio-net event glue. The tap fd sits edge-triggered in a small epoll set of its own
 //! (whose fd the device thread polls), so a frame waiting for a guest buffer does not keep
 //! waking the thread; the RX queue notification (guest added buffers) resumes delivery.
+//!
+//! Notifications are suppressed while they are not needed: the TX queue's while the thread
+//! drains it (re-enabled, and re-checked, once it is empty), the RX queue's unless a packet
+//! waits for buffers. One interrupt covers everything a wakeup used, and only when the
+//! driver asked for it.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use virtio_queue::Queue;
+use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::memory::GuestMem;
 use crate::metrics::DeviceCounters;
 use crate::virtio::event_loop::EventHandler;
-use crate::virtio::net::handler::NetHandler;
+use crate::virtio::net::handler::{NetHandler, NetQueueError};
 use crate::virtio::net::tap::Tap;
+use crate::virtio::net::used::{notify_on_next_buffer, UsedError};
 use crate::virtio::Interrupt;
 
 const RX_TOKEN: u64 = 0;
@@ -41,12 +47,13 @@ impl NetEvents {
         queue_events: [EventFd; 2],
         interrupt: Interrupt,
         tap: Tap,
+        mergeable: bool,
         counters: Arc<DeviceCounters>,
     ) -> io::Result<Self> {
         let tap_epoll = Epoll::new()?;
         let set = EventSet::IN | EventSet::EDGE_TRIGGERED;
         tap_epoll.ctl(ControlOperation::Add, tap.raw_fd(), EpollEvent::new(set, TAP_TOKEN))?;
-        let handler = NetHandler::new(tap).with_counters(counters);
+        let handler = NetHandler::new(tap).with_counters(counters).with_mergeable(mergeable);
         Ok(Self { mem, rx, tx, queue_events, interrupt, handler, tap_epoll, broken: false })
     }
 }
@@ -78,15 +85,43 @@ impl EventHandler for NetEvents {
         if self.broken {
             return;
         }
-        let tx = if token == TX_TOKEN { self.handler.process_tx(&self.mem, &mut self.tx) } else { Ok(false) };
-        let rx = self.handler.process_rx(&self.mem, &mut self.rx);
-        match (tx, rx) {
-            (Ok(tx), Ok(rx)) => {
-                if tx || rx {
-                    self.interrupt.signal_used_queue();
+        let result = self.serve(token == TX_TOKEN);
+        match result {
+            Ok(true) => self.interrupt.signal_used_queue(),
+            Ok(false) => {}
+            Err(_) => self.broken = true,
+        }
+    }
+}
+
+impl NetEvents {
+    /// Drains the TX queue (when notified) and delivers what the tap holds; returns whether
+    /// the driver wants an interrupt.
+    fn serve(&mut self, tx_notified: bool) -> Result<bool, NetQueueError> {
+        let mem = &self.mem;
+        if tx_notified {
+            loop {
+                self.tx.disable_notification(mem).map_err(UsedError::from)?;
+                self.handler.process_tx(mem, &mut self.tx)?;
+                // More chains may have arrived before notifications came back on.
+                if !self.tx.enable_notification(mem).map_err(UsedError::from)? {
+                    break;
                 }
             }
-            _ => self.broken = true,
         }
+        loop {
+            self.handler.process_rx(mem, &mut self.rx)?;
+            if !self.handler.rx_waiting() {
+                // Buffers are plenty: no need to hear about new ones.
+                self.rx.disable_notification(mem).map_err(UsedError::from)?;
+                break;
+            }
+            // Too few buffers for the waiting packet: be told about the next one, unless it
+            // already came.
+            if !notify_on_next_buffer(mem, &mut self.rx)? {
+                break;
+            }
+        }
+        self.handler.needs_interrupt(mem, &self.rx, &self.tx)
     }
 }

@@ -1,21 +1,26 @@
 //! virtio-net queue logic: pure functions over guest memory, the RX/TX virtqueues and a
-//! [`NetBackend`]. Every buffer starts with the 12-byte `virtio_net_hdr_v1`; with no offload
-//! features negotiated it carries nothing the device needs (TX) or sets (RX, except
-//! `num_buffers` = 1).
+//! [`NetBackend`]. Every packet starts with the 12-byte `virtio_net_hdr_v1`. A backend with
+//! offloads (a tap with `IFF_VNET_HDR`) takes and gives it whole; otherwise it carries
+//! nothing the device needs (TX) or sets (RX, except `num_buffers`). Used entries of one
+//! pass are published together ([`UsedRing`]); with `MRG_RXBUF` a received packet spans as
+//! many receive buffers as it needs.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use virtio_queue::{Queue, QueueT, Reader, Writer};
+use virtio_queue::{Queue, QueueOwnedT, QueueT, Reader, Writer};
 
 use crate::memory::GuestMem;
 use crate::metrics::DeviceCounters;
 use crate::virtio::chain::validate_chain;
+use crate::virtio::net::used::{UsedError, UsedRing};
 
 /// Length of `virtio_net_hdr_v1`.
 pub const VNET_HDR_LEN: usize = 12;
-/// Largest frame handled (no offloads: an MTU-sized frame, with room to spare).
-pub const MAX_FRAME: usize = 65_536;
+/// Offset of `num_buffers` in `virtio_net_hdr_v1`.
+const NUM_BUFFERS_AT: usize = 10;
+/// Largest frame handled: a 64 KiB TCP segment with its headers, with room to spare.
+pub const MAX_FRAME: usize = 65_536 + 4_096;
 
 /// Where frames go to and come from (a tap device, or memory in tests).
 pub trait NetBackend: Send {
@@ -23,36 +28,71 @@ pub trait NetBackend: Send {
     fn send_frame(&mut self, frame: &[u8]) -> io::Result<()>;
     /// Receives one frame into `buf`; `Ok(None)` when none is waiting.
     fn recv_frame(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+
+    /// Sends one packet: the `virtio_net_hdr_v1`, then the frame. This default drops the
+    /// header (a backend without offloads).
+    fn send_packet(&mut self, packet: &[u8]) -> io::Result<()> {
+        self.send_frame(packet.get(VNET_HDR_LEN..).unwrap_or_default())
+    }
+
+    /// Receives one packet (header, then frame) into `buf`, at least [`VNET_HDR_LEN`] long;
+    /// returns its length. This default writes an empty header before the frame.
+    fn recv_packet(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let Some((hdr, frame)) = buf.split_at_mut_checked(VNET_HDR_LEN) else {
+            return Ok(None);
+        };
+        hdr.fill(0);
+        Ok(self.recv_frame(frame)?.map(|n| n + VNET_HDR_LEN))
+    }
 }
 
 /// Why a queue could not be processed (the guest broke the ring).
 #[derive(Debug, thiserror::Error)]
 pub enum NetQueueError {
     /// A used-ring update failed.
-    #[error("could not add a used-ring entry")]
-    AddUsed(#[source] virtio_queue::Error),
+    #[error("could not update the used ring")]
+    Used(#[from] UsedError),
+}
+
+/// What happened to one received packet.
+enum Delivery {
+    /// Written to the guest's buffers.
+    Delivered,
+    /// Not enough buffers yet: the packet waits.
+    NoBuffers,
+    /// Refused (a broken or too small buffer).
+    Dropped,
 }
 
 /// Moves frames between the queues and the backend.
 pub struct NetHandler<B> {
     backend: B,
-    rx_frame: Vec<u8>,
-    /// Length of a received frame still waiting for a guest buffer.
+    rx_packet: Vec<u8>,
+    /// Length of a received packet still waiting for guest buffers.
     rx_pending: Option<usize>,
-    tx_frame: Vec<u8>,
-    /// Frames dropped: too large for the guest's buffer, or refused by the backend.
+    tx_packet: Vec<u8>,
+    /// Whether a received packet may span several buffers (`MRG_RXBUF` negotiated).
+    mergeable: bool,
+    rx_used: UsedRing,
+    tx_used: UsedRing,
+    used: Vec<(u16, u32)>,
+    /// Frames dropped: too large for the guest's buffers, or refused by the backend.
     pub dropped: u64,
     counters: Arc<DeviceCounters>,
 }
 
 impl<B: NetBackend> NetHandler<B> {
-    /// A handler over `backend`.
+    /// A handler over `backend` (one receive buffer per packet).
     pub fn new(backend: B) -> Self {
         Self {
             backend,
-            rx_frame: vec![0; MAX_FRAME],
+            rx_packet: vec![0; VNET_HDR_LEN + MAX_FRAME],
             rx_pending: None,
-            tx_frame: Vec::new(),
+            tx_packet: Vec::new(),
+            mergeable: false,
+            rx_used: UsedRing::default(),
+            tx_used: UsedRing::default(),
+            used: Vec::new(),
             dropped: 0,
             counters: Arc::default(),
         }
@@ -61,6 +101,12 @@ impl<B: NetBackend> NetHandler<B> {
     /// Counts into `counters` (frames, frame bytes each way, drops).
     pub fn with_counters(mut self, counters: Arc<DeviceCounters>) -> Self {
         self.counters = counters;
+        self
+    }
+
+    /// Lets a received packet span several receive buffers (`MRG_RXBUF`).
+    pub fn with_mergeable(mut self, mergeable: bool) -> Self {
+        self.mergeable = mergeable;
         self
     }
 
@@ -74,23 +120,33 @@ impl<B: NetBackend> NetHandler<B> {
         &self.backend
     }
 
-    /// Sends every frame on the TX queue; returns whether any buffer was used.
+    /// Whether a received packet waits for receive buffers.
+    pub fn rx_waiting(&self) -> bool {
+        self.rx_pending.is_some()
+    }
+
+    /// Whether the driver wants an interrupt for the buffers used since the last call.
+    pub fn needs_interrupt(&mut self, mem: &GuestMem, rx: &Queue, tx: &Queue) -> Result<bool, NetQueueError> {
+        let rx = self.rx_used.needs_interrupt(mem, rx)?;
+        let tx = self.tx_used.needs_interrupt(mem, tx)?;
+        Ok(rx || tx)
+    }
+
+    /// Sends every packet on the TX queue; returns whether any buffer was used.
     pub fn process_tx(&mut self, mem: &GuestMem, queue: &mut Queue) -> Result<bool, NetQueueError> {
-        let mut used = false;
+        self.used.clear();
         while let Some(chain) = queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
             let valid = validate_chain(mem, queue, head).ok();
             let sent = valid.and_then(|()| Reader::new(mem, chain).ok()).and_then(|mut reader| {
-                let len = reader.available_bytes().checked_sub(VNET_HDR_LEN)?;
-                if len > MAX_FRAME {
+                let len = reader.available_bytes();
+                if !(VNET_HDR_LEN..=VNET_HDR_LEN + MAX_FRAME).contains(&len) {
                     return None;
                 }
-                let mut hdr = [0u8; VNET_HDR_LEN];
-                reader.read_exact(&mut hdr).ok()?;
-                self.tx_frame.resize(len, 0);
-                reader.read_exact(&mut self.tx_frame).ok()?;
-                self.backend.send_frame(&self.tx_frame).ok()?;
-                Some(len)
+                self.tx_packet.resize(len, 0);
+                reader.read_exact(&mut self.tx_packet).ok()?;
+                self.backend.send_packet(&self.tx_packet).ok()?;
+                Some(len - VNET_HDR_LEN)
             });
             self.counters.request();
             match sent {
@@ -100,125 +156,109 @@ impl<B: NetBackend> NetHandler<B> {
                     self.counters.error();
                 }
             }
-            queue.add_used(mem, head, 0).map_err(NetQueueError::AddUsed)?;
-            used = true;
+            self.used.push((head, 0));
         }
-        Ok(used)
+        self.tx_used.publish(mem, queue, &self.used)?;
+        Ok(!self.used.is_empty())
     }
 
-    /// Delivers received frames into the guest's RX buffers while both last; a frame with no
-    /// buffer waits for the next call. Returns whether any buffer was used.
+    /// Delivers received packets into the guest's RX buffers while both last; a packet
+    /// without enough buffers waits for the next call. Returns whether any buffer was used.
     pub fn process_rx(&mut self, mem: &GuestMem, queue: &mut Queue) -> Result<bool, NetQueueError> {
         let mut used = false;
         loop {
             let len = match self.rx_pending {
                 Some(len) => len,
-                None => match self.backend.recv_frame(&mut self.rx_frame) {
-                    Ok(Some(len)) => len,
+                None => match self.backend.recv_packet(&mut self.rx_packet) {
+                    Ok(Some(len)) if len >= VNET_HDR_LEN => len,
+                    Ok(Some(_)) => continue,
                     Ok(None) | Err(_) => break,
                 },
             };
             self.rx_pending = Some(len);
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                break;
-            };
-            let head = chain.head_index();
-            if validate_chain(mem, queue, head).is_err() {
-                // A broken buffer: give it back unused; the frame waits for the next one.
-                self.counters.error();
-                queue.add_used(mem, head, 0).map_err(NetQueueError::AddUsed)?;
-                used = true;
-                continue;
-            }
-            let written = Writer::new(mem, chain)
-                .ok()
-                .filter(|w| w.available_bytes() >= VNET_HDR_LEN + len)
-                .and_then(|mut writer| {
-                    let mut hdr = [0u8; VNET_HDR_LEN];
-                    hdr[10] = 1; // num_buffers
-                    writer.write_all(&hdr).ok()?;
-                    writer.write_all(&self.rx_frame[..len]).ok()?;
-                    Some(VNET_HDR_LEN + len)
-                });
-            self.counters.request();
-            match written {
-                Some(_) => self.counters.to_guest(len),
-                None => {
+            match self.deliver(mem, queue, len)? {
+                Delivery::NoBuffers => break,
+                Delivery::Delivered => self.counters.to_guest(len - VNET_HDR_LEN),
+                Delivery::Dropped => {
                     self.dropped += 1;
                     self.counters.error();
                 }
             }
+            self.counters.request();
             self.rx_pending = None;
-            let written = u32::try_from(written.unwrap_or(0)).unwrap_or(0);
-            queue.add_used(mem, head, written).map_err(NetQueueError::AddUsed)?;
             used = true;
         }
         Ok(used)
     }
+
+    /// Writes the received packet (`len` bytes of `rx_packet`) into as many receive buffers
+    /// as it needs (one without `MRG_RXBUF`) and publishes them together.
+    fn deliver(&mut self, mem: &GuestMem, queue: &mut Queue, len: usize) -> Result<Delivery, NetQueueError> {
+        let mut parts: Vec<(u16, Writer<'_>)> = Vec::new();
+        let mut room = 0;
+        while room < len {
+            let Some(chain) = queue.pop_descriptor_chain(mem) else {
+                // Not enough buffers: hand back the ones taken, in order, for the next try.
+                for _ in 0..parts.len() {
+                    queue.go_to_previous_position();
+                }
+                return Ok(Delivery::NoBuffers);
+            };
+            let head = chain.head_index();
+            let writer = validate_chain(mem, queue, head)
+                .ok()
+                .and_then(|()| Writer::new(mem, chain).ok())
+                .filter(|w| w.available_bytes() >= if parts.is_empty() { VNET_HDR_LEN } else { 1 });
+            let Some(writer) = writer else {
+                self.counters.error();
+                if parts.is_empty() {
+                    // A broken first buffer goes back unused; the packet waits for the next.
+                    self.rx_used.publish(mem, queue, &[(head, 0)])?;
+                    continue;
+                }
+                return self.refuse(mem, queue, parts.iter().map(|p| p.0).chain([head]));
+            };
+            room += writer.available_bytes();
+            parts.push((head, writer));
+            if !self.mergeable {
+                break;
+            }
+        }
+        if room < len {
+            return self.refuse(mem, queue, parts.iter().map(|p| p.0));
+        }
+        let count = u16::try_from(parts.len()).unwrap_or(u16::MAX);
+        self.rx_packet[NUM_BUFFERS_AT..VNET_HDR_LEN].copy_from_slice(&count.to_le_bytes());
+        self.used.clear();
+        let mut at = 0;
+        let mut failed = false;
+        for (head, writer) in &mut parts {
+            let take = writer.available_bytes().min(len - at);
+            failed |= writer.write_all(&self.rx_packet[at..at + take]).is_err();
+            at += take;
+            self.used.push((*head, u32::try_from(take).unwrap_or(0)));
+        }
+        if failed {
+            return self.refuse(mem, queue, parts.iter().map(|p| p.0));
+        }
+        self.rx_used.publish(mem, queue, &self.used)?;
+        Ok(Delivery::Delivered)
+    }
+
+    /// Returns `heads` unused and drops the packet.
+    fn refuse(
+        &mut self,
+        mem: &GuestMem,
+        queue: &mut Queue,
+        heads: impl Iterator<Item = u16>,
+    ) -> Result<Delivery, NetQueueError> {
+        self.used.clear();
+        self.used.extend(heads.map(|h| (h, 0)));
+        self.rx_used.publish(mem, queue, &self.used)?;
+        Ok(Delivery::Dropped)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-
-    use vm_memory::{Bytes, GuestAddress};
-
-    use super::*;
-    use crate::virtio::test_utils::{memory, rd, wr, TestQueue};
-
-    #[derive(Default)]
-    struct Loop {
-        sent: Vec<Vec<u8>>,
-        incoming: VecDeque<Vec<u8>>,
-    }
-
-    impl NetBackend for Loop {
-        fn send_frame(&mut self, frame: &[u8]) -> io::Result<()> {
-            self.sent.push(frame.to_vec());
-            Ok(())
-        }
-        fn recv_frame(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-            Ok(self.incoming.pop_front().map(|f| {
-                buf[..f.len()].copy_from_slice(&f);
-                f.len()
-            }))
-        }
-    }
-
-    #[test]
-    fn tx_strips_the_header_and_sends_the_frame() {
-        let mem = memory();
-        let mut tq = TestQueue::new(&mem, 0x10000, 16);
-        let mut queue = tq.queue();
-        mem.write_slice(&[0u8; 12], GuestAddress(0x40000)).unwrap();
-        mem.write_slice(b"frame-bytes", GuestAddress(0x41000)).unwrap();
-        tq.add_chain(&mem, &[rd(0x40000, 12), rd(0x41000, 11)]);
-        let mut h = NetHandler::new(Loop::default());
-        assert!(h.process_tx(&mem, &mut queue).unwrap());
-        assert_eq!(h.backend().sent, vec![b"frame-bytes".to_vec()]);
-        assert_eq!(tq.take_used(&mem), vec![(0, 0)]);
-        assert_eq!(h.counters().snapshot().bytes_from_guest, 11);
-    }
-
-    #[test]
-    fn rx_waits_for_buffers_and_drops_frames_that_do_not_fit() {
-        let mem = memory();
-        let mut tq = TestQueue::new(&mem, 0x10000, 16);
-        let mut queue = tq.queue();
-        let mut h = NetHandler::new(Loop::default());
-        h.backend.incoming.push_back(vec![0xaa; 100]);
-        h.backend.incoming.push_back(vec![0xbb; 2000]);
-        assert!(!h.process_rx(&mem, &mut queue).unwrap(), "no buffers: the frame waits");
-        tq.add_chain(&mem, &[wr(0x40000, 1526)]);
-        tq.add_chain(&mem, &[wr(0x41000, 1526)]);
-        assert!(h.process_rx(&mem, &mut queue).unwrap());
-        assert_eq!(tq.take_used(&mem), vec![(0, 112), (1, 0)]);
-        let mut got = [0u8; 112];
-        mem.read_slice(&mut got, GuestAddress(0x40000)).unwrap();
-        assert_eq!(got[10], 1, "num_buffers");
-        assert!(got[12..].iter().all(|b| *b == 0xaa));
-        assert_eq!(h.dropped, 1);
-        let counts = h.counters().snapshot();
-        assert_eq!((counts.requests, counts.bytes_to_guest, counts.errors), (2, 100, 1));
-    }
-}
+#[path = "handler_tests.rs"]
+mod tests;
