@@ -6,13 +6,12 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use aci_storage::initramfs as cpio;
 
-use crate::{cmd, kernel, paths};
+use crate::{kernel, paths, static_build};
 
 /// Where the guest artifacts are.
 pub struct GuestArtifacts {
@@ -32,9 +31,6 @@ impl GuestArtifacts {
         println!("initramfs {}", self.initramfs.display());
     }
 }
-
-/// The target triple the agent is built for (glibc, linked statically).
-const AGENT_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Builds (or reuses) everything and publishes it into the guest output directory.
 pub fn build() -> Result<GuestArtifacts> {
@@ -62,32 +58,12 @@ fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
 
 /// Builds the agent as a fully static binary and checks that it is.
 fn build_agent() -> Result<PathBuf> {
-    let target_dir = paths::target().join("guest-build");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    cmd::run(
-        "building the static agent",
-        Command::new(cargo)
-            .current_dir(paths::workspace())
-            .args(["build", "--quiet", "--release", "--package", "aci-agent", "--target", AGENT_TARGET])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            // libseccomp (the container engine's seccomp filters) must be linked statically
-            // too: a static binary with a dynamic libseccomp crashes at start.
-            .env("LIBSECCOMP_LINK_TYPE", "static")
-            .env("LIBSECCOMP_LIB_PATH", "/usr/lib/x86_64-linux-gnu")
-            // No debug info in the initramfs: with libcontainer it would be 40 MB of the
-            // agent's 48 MB, and the kernel unpacks all of it at every boot.
-            .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-            .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo"),
-    )?;
-    let binary = target_dir.join(AGENT_TARGET).join("release/aci-agent");
-    let ldd = Command::new("ldd").arg(&binary).output().context("running ldd")?;
-    let said = format!("{}{}", String::from_utf8_lossy(&ldd.stdout), String::from_utf8_lossy(&ldd.stderr));
-    if !(said.contains("statically linked") || said.contains("not a dynamic executable")) {
-        bail!("{} is not static; ldd says: {}", binary.display(), said.trim());
-    }
-    Ok(binary)
+    static_build::build(
+        "aci-agent",
+        // libseccomp (the container engine's seccomp filters) must be linked statically too:
+        // a static binary with a dynamic libseccomp crashes at start.
+        &[("LIBSECCOMP_LINK_TYPE", "static"), ("LIBSECCOMP_LIB_PATH", "/usr/lib/x86_64-linux-gnu")],
+    )
 }
 
 fn write_initramfs(agent: &Path, out: &Path) -> Result<()> {

@@ -24,6 +24,7 @@ mod l1_image;
 mod nettool;
 mod paths;
 mod setup;
+mod static_build;
 mod test;
 
 use std::process::ExitCode;
