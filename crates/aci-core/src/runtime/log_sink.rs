@@ -46,6 +46,9 @@ const RECONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RECONNECTS: u32 = 3;
 /// How long the followers get to drain their streams once the VM is gone.
 const DRAIN: Duration = Duration::from_secs(5);
+/// How long [`LogSink::finish`] lets the VMM hand over what it still holds before it shuts
+/// the read side of the follows.
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// A container's log could not be followed or kept.
 #[derive(Debug, thiserror::Error)]
@@ -241,8 +244,22 @@ impl LogSink {
     pub async fn finish(&self) {
         self.inner.ending.store(true, Ordering::Release);
         let followers: Vec<Follower> = std::mem::take(&mut *lock(&self.inner.followers));
+        let running = |followers: &[Follower]| followers.iter().any(|f| !f.thread.is_finished());
+        // The VMM need not close the host end of a follow when its VM ends. A short wait lets
+        // the VMM hand over what it still holds; then each stream's read side is shut: a Unix
+        // socket still returns the bytes it has queued, then end-of-stream, so nothing that
+        // reached the host is lost and a stop does not wait out DRAIN.
+        let settle = tokio::time::Instant::now() + SETTLE;
+        while running(&followers) && tokio::time::Instant::now() < settle {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for f in followers.iter().filter(|f| !f.thread.is_finished()) {
+            if let Some(s) = lock(&f.stream).as_ref() {
+                let _ = s.shutdown(std::net::Shutdown::Read);
+            }
+        }
         let deadline = tokio::time::Instant::now() + DRAIN;
-        while followers.iter().any(|f| !f.thread.is_finished()) && tokio::time::Instant::now() < deadline {
+        while running(&followers) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         for f in followers.iter().filter(|f| !f.thread.is_finished()) {
